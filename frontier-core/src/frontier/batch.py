@@ -1,0 +1,80 @@
+"""One model step: the requests a replica runs together and the tokens each computes.
+
+A batch keeps, as it is built, the few aggregate features that execution-time
+predictors need, so a predictor never walks the requests: the token count, the
+prefill chunks as (query length, context already in the KV cache) pairs, and the
+number and summed context length of decodes.
+"""
+
+from __future__ import annotations
+
+from frontier.request import Request
+
+__all__ = ["Batch"]
+
+
+class Batch:
+    """The requests of one iteration and how many new tokens each computes.
+
+    Attributes:
+        requests: The requests in scheduling order.
+        num_new_tokens: Tokens each request computes this step (same order).
+        num_tokens: Sum of ``num_new_tokens``.
+        prefill_lengths: Query length of each prefill chunk.
+        prefill_contexts: KV tokens each prefill chunk attends to before its own
+            tokens (the request's computed tokens, prefix-cache hits included).
+        num_decodes: Requests that compute exactly one token after their first
+            output.
+        decode_context_sum: Sum over decodes of the tokens each attends to,
+            the new one included.
+    """
+
+    __slots__ = (
+        "decode_context_sum",
+        "num_decodes",
+        "num_new_tokens",
+        "num_tokens",
+        "prefill_contexts",
+        "prefill_lengths",
+        "requests",
+    )
+
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.num_new_tokens: list[int] = []
+        self.num_tokens = 0
+        self.prefill_lengths: list[int] = []
+        self.prefill_contexts: list[int] = []
+        self.num_decodes = 0
+        self.decode_context_sum = 0
+
+    def add(self, request: Request, num_new_tokens: int) -> None:
+        """Add ``request`` computing ``num_new_tokens`` tokens this step."""
+        self.requests.append(request)
+        self.num_new_tokens.append(num_new_tokens)
+        self.num_tokens += num_new_tokens
+        if num_new_tokens == 1 and request.num_generated > 0:
+            self.num_decodes += 1
+            self.decode_context_sum += request.num_computed_tokens + 1
+        else:
+            self.prefill_lengths.append(num_new_tokens)
+            self.prefill_contexts.append(request.num_computed_tokens)
+
+    @property
+    def num_prefill_tokens(self) -> int:
+        """Tokens of the batch that belong to prefill chunks."""
+        return self.num_tokens - self.num_decodes
+
+    @property
+    def num_requests(self) -> int:
+        """Number of requests in the batch."""
+        return len(self.requests)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def __repr__(self) -> str:
+        return (
+            f"Batch(requests={len(self.requests)}, tokens={self.num_tokens}, "
+            f"prefills={len(self.prefill_lengths)}, decodes={self.num_decodes})"
+        )

@@ -1,0 +1,515 @@
+"""The run configuration: attrs classes, built from TOML plus ``--set`` overrides.
+
+A config is a tree of frozen attrs classes. Its polymorphic parts (the replica
+scheduler, cluster scheduler, predictor, CC backend and workload) each carry a
+``type`` key naming a plugin; the plugin's own config class, a subclass of the slot's
+base, says which other keys are allowed. Structuring is strict: an unknown key, a
+value of the wrong type or one outside the allowed set is an error that names the
+full dotted path of the field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+import tomli_w
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+
+from frontier.errors import ConfigError
+
+__all__ = [
+    "ARCHITECTURES",
+    "CCBackendConfig",
+    "CacheConfig",
+    "ClusterSchedulerConfig",
+    "Config",
+    "DeviceConfig",
+    "MetricsConfig",
+    "ModelConfig",
+    "ParallelConfig",
+    "PluginConfig",
+    "PredictorConfig",
+    "ReplicaSchedulerConfig",
+    "WorkloadConfig",
+    "apply_overrides",
+    "build_config",
+    "config_to_dict",
+    "config_to_toml",
+    "parse_override",
+    "read_config_file",
+]
+
+ARCHITECTURES = ("co-location", "pd-disaggregation", "pd-af-disaggregation")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None and value < 0:
+        raise ValueError(f"must be zero or more, got {value!r}")
+
+
+def _fraction(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"must be in (0, 1], got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class PluginConfig:
+    """Base of every plugin's config: ``type`` names the plugin."""
+
+    type: str
+
+
+@attrs.frozen(kw_only=True)
+class ReplicaSchedulerConfig(PluginConfig):
+    """Base of replica-scheduler configs (slot ``replica_scheduler``)."""
+
+    type: str = "vllm_v1"
+
+
+@attrs.frozen(kw_only=True)
+class ClusterSchedulerConfig(PluginConfig):
+    """Base of cluster-router configs (slot ``cluster_scheduler``)."""
+
+    type: str = "round_robin"
+
+
+@attrs.frozen(kw_only=True)
+class PredictorConfig(PluginConfig):
+    """Base of execution-time predictor configs (slot ``predictor``)."""
+
+    type: str = "roofline"
+
+
+@attrs.frozen(kw_only=True)
+class CCBackendConfig(PluginConfig):
+    """Base of communication-cost backend configs (slot ``cc_backend``)."""
+
+    type: str = "analytical"
+
+
+@attrs.frozen(kw_only=True)
+class WorkloadConfig(PluginConfig):
+    """Base of request-generator configs (slot ``workload``)."""
+
+    type: str = "synthetic"
+
+
+SLOTS: dict[str, tuple[str, type[PluginConfig]]] = {
+    "replica_scheduler": ("replica_scheduler", ReplicaSchedulerConfig),
+    "cluster_scheduler": ("cluster_scheduler", ClusterSchedulerConfig),
+    "predictor": ("predictor", PredictorConfig),
+    "cc_backend": ("cc_backend", CCBackendConfig),
+    "workload": ("request_generator", WorkloadConfig),
+}
+"""Config slot -> (plugin kind in the registry, base config class)."""
+
+
+@attrs.frozen(kw_only=True)
+class ModelConfig:
+    """Which model to simulate.
+
+    Attributes:
+        name: Built-in catalogue name or hub id (``frontier models list``).
+        config_path: A Hugging Face ``config.json``; wins over ``name``'s catalogue
+            entry and ``name`` then only labels the outputs.
+        dtype: Weight and activation dtype; ``auto`` takes the model's own.
+        kv_cache_dtype: KV-cache dtype; ``auto`` follows ``dtype``.
+        max_model_len: Longest sequence (prompt + output) the engine accepts;
+            defaults to the model's ``max_position_embeddings``.
+    """
+
+    name: str = "meta-llama/Meta-Llama-3-8B"
+    config_path: str | None = None
+    dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8"] = "auto"
+    kv_cache_dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8"] = "auto"
+    max_model_len: int | None = attrs.field(default=None, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class DeviceConfig:
+    """Which accelerator each replica runs on; single fields may be overridden.
+
+    Attributes:
+        name: Catalogue name (``frontier devices list``).
+        catalogue_path: TOML file of extra devices, same format as the built-in.
+        memory_gib: Override of the device memory, GiB.
+        memory_bandwidth_gbps: Override of the memory bandwidth, 1e9 B/s.
+        bf16_tflops: Override of the dense BF16 peak, 1e12 FLOP/s.
+        intra_node_bandwidth_gbps: Override of the per-GPU link bandwidth, 1e9 B/s.
+        inter_node_bandwidth_gbps: Override of the per-GPU network bandwidth, 1e9 B/s.
+    """
+
+    name: str = "h100-sxm"
+    catalogue_path: str | None = None
+    memory_gib: float | None = attrs.field(default=None, validator=_positive)
+    memory_bandwidth_gbps: float | None = attrs.field(default=None, validator=_positive)
+    bf16_tflops: float | None = attrs.field(default=None, validator=_positive)
+    intra_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=_positive)
+    inter_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=_positive)
+
+    def overrides(self) -> dict[str, float]:
+        """The fields the user set, to apply on the catalogue entry."""
+        names = (
+            "memory_gib",
+            "memory_bandwidth_gbps",
+            "bf16_tflops",
+            "intra_node_bandwidth_gbps",
+            "inter_node_bandwidth_gbps",
+        )
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@attrs.frozen(kw_only=True)
+class ParallelConfig:
+    """How the model is split and replicated.
+
+    Attributes:
+        tensor_parallel_size: GPUs that split each layer (heads, MLP width).
+        pipeline_parallel_size: Stages that split the layers.
+        num_replicas: Independent copies behind the cluster router (data parallel).
+    """
+
+    tensor_parallel_size: int = attrs.field(default=1, validator=_positive)
+    pipeline_parallel_size: int = attrs.field(default=1, validator=_positive)
+    num_replicas: int = attrs.field(default=1, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class CacheConfig:
+    """KV cache and memory planning (vLLM's cache config).
+
+    Attributes:
+        block_size: Tokens per KV block.
+        gpu_memory_utilization: Fraction of device memory the engine may use.
+        num_gpu_blocks: Pin the KV block count per replica instead of planning it.
+        enable_prefix_caching: Reuse cached KV blocks across requests with equal
+            prefixes (needs a workload that carries block hashes).
+        activation_memory_gib: Peak activation memory per GPU; planned from the
+            token budget when unset.
+        overhead_memory_gib: Non-torch memory per GPU (CUDA context, NCCL and
+            cuBLAS workspaces, CUDA graphs).
+    """
+
+    block_size: int = attrs.field(default=16, validator=_positive)
+    gpu_memory_utilization: float = attrs.field(default=0.9, validator=_fraction)
+    num_gpu_blocks: int | None = attrs.field(default=None, validator=_positive)
+    enable_prefix_caching: bool = True
+    activation_memory_gib: float | None = attrs.field(default=None, validator=_non_negative)
+    overhead_memory_gib: float = attrs.field(default=1.0, validator=_non_negative)
+
+
+@attrs.frozen(kw_only=True)
+class MetricsConfig:
+    """Where and what to write.
+
+    Attributes:
+        output_dir: Root of the outputs; a run writes to
+            ``<output_dir>/<model>/<workload>/<run_id>/``.
+        run_id: Name of the run's folder; a timestamp when unset.
+        write_request_metrics: Write ``request_metrics.csv``.
+        progress: Show a progress bar on stderr.
+    """
+
+    output_dir: str = "outputs"
+    run_id: str | None = None
+    write_request_metrics: bool = True
+    progress: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """A whole simulation: deployment, policies, workload and outputs.
+
+    Attributes:
+        seed: Seed of every random choice in the run.
+        architecture: System architecture; only ``co-location`` is built.
+    """
+
+    seed: int = 0
+    architecture: Literal["co-location", "pd-disaggregation", "pd-af-disaggregation"] = (
+        "co-location"
+    )
+    model: ModelConfig = attrs.field(factory=ModelConfig)
+    device: DeviceConfig = attrs.field(factory=DeviceConfig)
+    parallel: ParallelConfig = attrs.field(factory=ParallelConfig)
+    cache: CacheConfig = attrs.field(factory=CacheConfig)
+    replica_scheduler: ReplicaSchedulerConfig = attrs.field(factory=ReplicaSchedulerConfig)
+    cluster_scheduler: ClusterSchedulerConfig = attrs.field(factory=ClusterSchedulerConfig)
+    predictor: PredictorConfig = attrs.field(factory=PredictorConfig)
+    cc_backend: CCBackendConfig = attrs.field(factory=CCBackendConfig)
+    workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
+    metrics: MetricsConfig = attrs.field(factory=MetricsConfig)
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _strict_int(value: Any, _type: type) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _strict_float(value: Any, _type: type) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _strict_bool(value: Any, _type: type) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _strict_str(value: Any, _type: type) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _make_converter(plugin_configs: Mapping[str, Mapping[str, type[PluginConfig]]]) -> Any:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(int, _strict_int)
+    converter.register_structure_hook(float, _strict_float)
+    converter.register_structure_hook(bool, _strict_bool)
+    converter.register_structure_hook(str, _strict_str)
+
+    for slot, (kind, base) in SLOTS.items():
+        converter.register_structure_hook_func(
+            lambda cls, base=base: cls is base,
+            _slot_hook(converter, slot, kind, base, plugin_configs.get(kind, {})),
+        )
+    converter.register_unstructure_hook_func(
+        lambda cls: isinstance(cls, type) and issubclass(cls, PluginConfig),
+        lambda obj: converter.unstructure(obj, unstructure_as=obj.__class__),
+    )
+    return converter
+
+
+def _slot_hook(
+    converter: Any,
+    slot: str,
+    kind: str,
+    base: type[PluginConfig],
+    classes: Mapping[str, type[PluginConfig]],
+) -> Any:
+    default_type = attrs.fields_dict(base)["type"].default
+
+    def structure(data: Any, _type: type) -> PluginConfig:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a table with a `type` key, got {data!r}")
+        name = data.get("type", default_type)
+        if name not in classes:
+            allowed = ", ".join(sorted(classes)) or "(no plugins of this kind are installed)"
+            raise _UnknownPlugin(f"{slot}.type: unknown {kind} {name!r}; installed: {allowed}")
+        cls = classes[name]
+        if cls is base:
+            # A plugin without options: only `type` is allowed.
+            extra = set(data) - {"type"}
+            if extra:
+                raise ForbiddenExtraKeysError("", base, extra)
+            return base(type=name)
+        return converter.structure({**data, "type": name}, cls)
+
+    return structure
+
+
+class _UnknownPlugin(ValueError):
+    pass
+
+
+def _describe_type(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_describe_type(a) for a in args)
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _flatten_errors(error: BaseException, path: str) -> list[str]:
+    """Turn a cattrs validation error tree into ``path: message`` lines."""
+    if isinstance(error, ClassValidationError):
+        lines = []
+        with_notes, without_notes = error.group_exceptions()
+        for sub in without_notes:
+            lines += _flatten_errors(sub, path)
+        for sub, note in with_notes:
+            name = getattr(note, "name", None)
+            sub_path = f"{path}.{name}" if name else path
+            sub_path = sub_path.lstrip(".")
+            if isinstance(sub, ClassValidationError | IterableValidationError):
+                lines += _flatten_errors(sub, sub_path)
+            elif isinstance(sub, ForbiddenExtraKeysError):
+                allowed = ", ".join(a.name for a in attrs.fields(sub.cl))
+                extra = ", ".join(sorted(sub.extra_fields))
+                where = path.lstrip(".") or "the top level"
+                lines.append(f"{where}: unknown key(s) {extra}; allowed keys: {allowed}")
+            elif isinstance(sub, _UnknownPlugin):
+                lines.append(str(sub))
+            elif isinstance(sub, KeyError):
+                lines.append(f"{sub_path}: required value is missing")
+            else:
+                expected = _describe_type(getattr(note, "type", None))
+                lines.append(f"{sub_path}: {sub} (expected {expected})")
+        return lines
+    if isinstance(error, IterableValidationError):
+        lines = []
+        with_notes, without_notes = error.group_exceptions()
+        for sub in without_notes:
+            lines += _flatten_errors(sub, path)
+        for sub, note in with_notes:
+            index = getattr(note, "index", "?")
+            lines += _flatten_errors(sub, f"{path}[{index}]")
+        return lines
+    if isinstance(error, ForbiddenExtraKeysError):
+        allowed = ", ".join(a.name for a in attrs.fields(error.cl))
+        extra = ", ".join(sorted(error.extra_fields))
+        return [f"{path or 'the top level'}: unknown key(s) {extra}; allowed keys: {allowed}"]
+    return [f"{path}: {error}"]
+
+
+def build_config(
+    data: Mapping[str, Any],
+    plugin_configs: Mapping[str, Mapping[str, type[PluginConfig]]],
+    source: str = "config",
+) -> Config:
+    """Structure a raw mapping into a :class:`Config`, strictly.
+
+    Args:
+        data: The parsed TOML (with overrides applied).
+        plugin_configs: For each plugin kind, plugin name -> its config class.
+        source: Name of the config's origin, for error messages.
+
+    Raises:
+        ConfigError: Listing every bad field by its dotted path.
+    """
+    converter = _make_converter(plugin_configs)
+    data = dict(data)
+    for slot in SLOTS:
+        # An absent slot still names its default plugin, whose class has defaults.
+        data.setdefault(slot, {})
+    try:
+        return converter.structure(data, Config)
+    except (ClassValidationError, ForbiddenExtraKeysError) as error:
+        lines = _flatten_errors(error, "")
+    except (ValueError, TypeError) as error:
+        lines = [str(error)]
+    raise ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain data (``None`` values dropped, as TOML has no null)."""
+    converter = _make_converter({})
+    return _drop_none(converter.unstructure(config))
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def config_to_toml(config: Config) -> str:
+    """The resolved config as TOML text, loadable with ``frontier run``."""
+    return tomli_w.dumps(config_to_dict(config))
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML (or JSON) config file into a mapping.
+
+    Raises:
+        ConfigError: The file is missing or does not parse; the message gives
+            the parser's line and column.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
+    if path.suffix == ".json":
+        import json
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a table at the top level")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``dotted.path=value``; the value is read as a TOML value or a string.
+
+    ``--set model.max_model_len=4096`` gives an integer, ``--set a.b=true`` a bool,
+    ``--set model.name=llama-2-7b`` a string.
+
+    Raises:
+        ConfigError: No ``=`` or an empty path.
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected dotted.path=value")
+    path, raw = text.split("=", 1)
+    keys = [key.strip() for key in path.strip().split(".")]
+    if not all(keys):
+        raise ConfigError(f"--set {text!r}: the path has an empty part")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return keys, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[tuple[list[str], Any]]) -> dict[str, Any]:
+    """Return ``data`` with each ``(keys, value)`` set at its dotted path."""
+    result = _deep_copy(data)
+    for keys, value in overrides:
+        node = result
+        for depth, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            elif not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise ConfigError(f"--set {'.'.join(keys)}: {where} is a value, not a table")
+            node = child
+        node[keys[-1]] = value
+    return result
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data

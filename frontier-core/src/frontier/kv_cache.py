@@ -1,0 +1,263 @@
+"""Paged KV-cache blocks, shared by every replica scheduler.
+
+The rules follow vLLM v1's ``KVCacheManager`` and ``BlockPool``:
+
+- A request holding ``n`` tokens of KV needs ``ceil(n / block_size)`` blocks; a step
+  that computes ``k`` more tokens allocates only the blocks that ``n + k`` needs
+  beyond those it holds, so a chunk that fills a partly used block allocates none.
+- Allocation fails, changing nothing, when fewer blocks are free than needed.
+- Freeing a request returns its blocks to the tail of the free queue, last block
+  first, so the tail of a sequence is evicted before its prefix.
+
+Without prefix caching only block *counts* matter, so :class:`KVBlockManager` keeps
+counters. :class:`PrefixCachingBlockManager` adds block identity: a hash per full
+prompt block, reference counts, and an LRU free queue whose cached blocks stay
+reusable until they are evicted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from frontier.request import Request
+
+__all__ = ["KVBlockManager", "PrefixCacheStats", "PrefixCachingBlockManager"]
+
+
+class PrefixCacheStats:
+    """Prefix-cache lookups, in tokens, kept apart for first attempts and all.
+
+    A request looks up the cache when it is admitted; after a preemption it looks
+    up again. ``first_*`` counts only the first admission of each request, the
+    figure to compare with a real engine's hit rate; ``all_*`` counts every one.
+    """
+
+    __slots__ = ("all_hit_tokens", "all_query_tokens", "first_hit_tokens", "first_query_tokens")
+
+    def __init__(self) -> None:
+        self.first_query_tokens = 0
+        self.first_hit_tokens = 0
+        self.all_query_tokens = 0
+        self.all_hit_tokens = 0
+
+    def record(self, query_tokens: int, hit_tokens: int, first_attempt: bool) -> None:
+        """Count one lookup of ``query_tokens`` tokens that hit ``hit_tokens``."""
+        self.all_query_tokens += query_tokens
+        self.all_hit_tokens += hit_tokens
+        if first_attempt:
+            self.first_query_tokens += query_tokens
+            self.first_hit_tokens += hit_tokens
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters and both hit rates (hits / queries, 0 when no queries)."""
+        return {
+            "first_attempt_query_tokens": self.first_query_tokens,
+            "first_attempt_hit_tokens": self.first_hit_tokens,
+            "first_attempt_hit_rate": _ratio(self.first_hit_tokens, self.first_query_tokens),
+            "all_attempts_query_tokens": self.all_query_tokens,
+            "all_attempts_hit_tokens": self.all_hit_tokens,
+            "all_attempts_hit_rate": _ratio(self.all_hit_tokens, self.all_query_tokens),
+        }
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+class KVBlockManager:
+    """Block accounting of one replica's KV cache, without prefix caching.
+
+    Args:
+        num_blocks: Blocks in the cache (from the memory planner).
+        block_size: Tokens per block.
+    """
+
+    enable_prefix_caching = False
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        if num_blocks <= 0:
+            raise ValueError(f"num_blocks must be positive, got {num_blocks}")
+        if block_size <= 0:
+            raise ValueError(f"block_size must be positive, got {block_size}")
+        self.num_blocks = num_blocks
+        self.block_size = block_size
+        self._num_free = num_blocks
+        self.prefix_stats = PrefixCacheStats()
+
+    @property
+    def num_free_blocks(self) -> int:
+        """Blocks that an allocation may take now (evictable cached ones included)."""
+        return self._num_free
+
+    @property
+    def num_used_blocks(self) -> int:
+        """Blocks held by at least one request."""
+        return self.num_blocks - self._num_free
+
+    def blocks_for_tokens(self, num_tokens: int) -> int:
+        """Blocks that ``num_tokens`` tokens of KV occupy: ``ceil(n / block_size)``."""
+        return -(-num_tokens // self.block_size)
+
+    def blocks_needed(self, request: Request, num_new_tokens: int) -> int:
+        """Blocks ``request`` must add to compute ``num_new_tokens`` more tokens."""
+        total = request.num_computed_tokens + num_new_tokens
+        return max(0, -(-total // self.block_size) - request.num_blocks)
+
+    def can_allocate(self, request: Request, num_new_tokens: int) -> bool:
+        """Whether :meth:`allocate` would succeed now."""
+        return self.blocks_needed(request, num_new_tokens) <= self._num_free
+
+    def find_cached_prefix(self, request: Request) -> list[int]:
+        """Cached blocks that cover the start of ``request``'s tokens (none here)."""
+        return []
+
+    def allocate(
+        self, request: Request, num_new_tokens: int, cached_blocks: list[int] | None = None
+    ) -> bool:
+        """Give ``request`` the blocks to compute ``num_new_tokens`` more tokens.
+
+        Args:
+            request: The request; its ``num_computed_tokens`` must already count
+                any prefix-cache hit in ``cached_blocks``.
+            num_new_tokens: Tokens it computes this step.
+            cached_blocks: Blocks from :meth:`find_cached_prefix` to take first.
+
+        Returns:
+            False, changing nothing, when too few blocks are free.
+        """
+        needed = self.blocks_needed(request, num_new_tokens)
+        if needed > self._num_free:
+            return False
+        self._num_free -= needed
+        request.num_blocks += needed
+        return True
+
+    def free(self, request: Request) -> None:
+        """Return all of ``request``'s blocks (completion or preemption)."""
+        self._num_free += request.num_blocks
+        request.num_blocks = 0
+
+    def record_lookup(self, request: Request, hit_tokens: int) -> None:
+        """Count a prefix-cache lookup of ``request`` (no-op without caching)."""
+
+
+class PrefixCachingBlockManager(KVBlockManager):
+    """Block accounting with vLLM v1's automatic prefix caching.
+
+    A full prompt block is known by ``request.block_hashes[i]`` (a hash chained
+    over its parent block, so equal hashes mean equal prefixes). Blocks whose
+    reference count drops to zero stay in the cache at the tail of an LRU free
+    queue; allocation takes from the head and evicts whatever hash that block held.
+    A lookup stops at the first miss and never covers the last prompt token, which
+    the engine always recomputes to sample from.
+    """
+
+    enable_prefix_caching = True
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        super().__init__(num_blocks, block_size)
+        self._ref_count = [0] * num_blocks
+        self._block_hash: list[int | None] = [None] * num_blocks
+        self._cached: dict[int, int] = {}
+        self._free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
+        self._request_blocks: dict[int, list[int]] = {}
+        self._num_hashed: dict[int, int] = {}
+
+    def find_cached_prefix(self, request: Request) -> list[int]:
+        """Blocks of the longest cached run of ``request``'s prompt blocks.
+
+        Only blocks inside the first ``num_tokens - 1`` tokens count, so at least
+        one token is computed (vLLM v1 ``get_computed_blocks``).
+        """
+        hashes = request.block_hashes
+        if not hashes:
+            return []
+        limit = min(len(hashes), (request.num_tokens - 1) // self.block_size)
+        blocks = []
+        cached = self._cached
+        for index in range(limit):
+            block = cached.get(hashes[index])
+            if block is None:
+                break
+            blocks.append(block)
+        return blocks
+
+    def allocate(
+        self, request: Request, num_new_tokens: int, cached_blocks: list[int] | None = None
+    ) -> bool:
+        """Take ``cached_blocks`` and enough free blocks for ``num_new_tokens``.
+
+        Cached blocks that sit in the free queue count against the free blocks,
+        as vLLM v1 ``allocate_slots`` counts them, so the check is exact.
+        """
+        held = self._request_blocks.get(request.request_id)
+        num_held = len(held) if held else 0
+        cached_blocks = cached_blocks or []
+        total_tokens = request.num_computed_tokens + num_new_tokens
+        needed = max(0, -(-total_tokens // self.block_size) - num_held - len(cached_blocks))
+        evictable_hits = sum(1 for b in cached_blocks if self._ref_count[b] == 0)
+        if needed > self._num_free - evictable_hits:
+            return False
+
+        if held is None:
+            held = self._request_blocks[request.request_id] = []
+        for block in cached_blocks:
+            self._take(block)
+            held.append(block)
+        for _ in range(needed):
+            block, _ = self._free_queue.popitem(last=False)
+            old_hash = self._block_hash[block]
+            if old_hash is not None:
+                del self._cached[old_hash]
+                self._block_hash[block] = None
+            self._ref_count[block] = 1
+            self._num_free -= 1
+            held.append(block)
+        request.num_blocks = len(held)
+        self._cache_full_blocks(request, held, total_tokens)
+        return True
+
+    def free(self, request: Request) -> None:
+        """Release ``request``'s blocks, last block first, to the free queue tail."""
+        held = self._request_blocks.pop(request.request_id, None)
+        self._num_hashed.pop(request.request_id, None)
+        request.num_blocks = 0
+        if not held:
+            return
+        for block in reversed(held):
+            self._ref_count[block] -= 1
+            if self._ref_count[block] == 0:
+                self._free_queue[block] = None
+                self._num_free += 1
+
+    def record_lookup(self, request: Request, hit_tokens: int) -> None:
+        """Count a lookup of all of ``request``'s tokens that hit ``hit_tokens``."""
+        self.prefix_stats.record(request.num_tokens, hit_tokens, request.num_preemptions == 0)
+
+    def _take(self, block: int) -> None:
+        if self._ref_count[block] == 0:
+            del self._free_queue[block]
+            self._num_free -= 1
+        self._ref_count[block] += 1
+
+    def _cache_full_blocks(self, request: Request, held: list[int], total_tokens: int) -> None:
+        # vLLM v1 registers a block's hash as soon as the step that fills it is
+        # scheduled. Only prompt blocks carry hashes here: generated tokens are not
+        # known, so their blocks are never shared.
+        hashes = request.block_hashes
+        if not hashes:
+            return
+        num_full = min(len(hashes), total_tokens // self.block_size, len(held))
+        start = self._num_hashed.get(request.request_id, 0)
+        if num_full <= start:
+            return
+        self._num_hashed[request.request_id] = num_full
+        block_hash = self._block_hash
+        cached = self._cached
+        for index in range(start, num_full):
+            block = held[index]
+            if block_hash[block] is None:
+                digest = hashes[index]
+                if digest not in cached:
+                    cached[digest] = block
+                    block_hash[block] = digest

@@ -1,0 +1,422 @@
+"""A whole run: build the deployment from a config, replay the workload, report.
+
+The event loop handles three kinds of event (see :class:`frontier.engine.Priority`
+for their order at equal times): a batch leaving a replica's last stage, a request
+arriving, and a replica asking its scheduler for the next batch. Arrivals are
+pulled from the generator one at a time, so memory does not grow with the workload.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from frontier import __version__
+from frontier.config import Config, config_to_toml
+from frontier.devices import load_device
+from frontier.engine import EventQueue, Priority
+from frontier.errors import ConfigError, SimulationError
+from frontier.execution import ExecutionModel
+from frontier.kv_cache import KVBlockManager, PrefixCachingBlockManager
+from frontier.memory import MemoryPlan, plan_memory
+from frontier.metrics import MetricsCollector
+from frontier.models import DTYPE_BYTES, ModelSpec, load_model
+from frontier.plugins import (
+    ExecutionContext,
+    PluginHost,
+    ReplicaContext,
+    WorkloadContext,
+    default_plugins,
+)
+from frontier.replica import Replica
+from frontier.request import Outcome, Request
+
+__all__ = ["RunResult", "Simulation", "resolve_dtypes", "run_directory"]
+
+_ARRIVAL, _BATCH_END, _SCHEDULE = 0, 1, 2
+
+
+@attrs.frozen(kw_only=True)
+class RunResult:
+    """What a finished run produced.
+
+    Attributes:
+        summary: The content of ``system_metrics.json``.
+        output_dir: Folder of the outputs, or ``None`` when nothing was written.
+        wall_time_s: Wall-clock seconds the event loop took.
+    """
+
+    summary: dict[str, Any]
+    output_dir: Path | None
+    wall_time_s: float
+
+
+def resolve_dtypes(config: Config, model: ModelSpec) -> tuple[str, str]:
+    """The compute and KV-cache dtype names after ``auto`` is resolved."""
+    dtype = model.dtype if config.model.dtype == "auto" else config.model.dtype
+    if dtype in ("float32", "fp32"):
+        dtype = "float32"
+    kv = dtype if config.model.kv_cache_dtype == "auto" else config.model.kv_cache_dtype
+    return dtype, kv
+
+
+def _slug(text: str) -> str:
+    keep = [c if c.isalnum() or c in "-._" else "_" for c in text]
+    return "".join(keep).strip("_") or "run"
+
+
+def run_directory(config: Config, model_name: str, workload_label: str) -> Path:
+    """``<output_dir>/<model>/<workload>/<run_id>``; a fresh timestamped id when
+    ``metrics.run_id`` is unset (``-2``, ``-3``... when that folder exists)."""
+    base = Path(config.metrics.output_dir) / _slug(model_name.split("/")[-1])
+    base = base / _slug(workload_label)
+    if config.metrics.run_id:
+        return base / _slug(config.metrics.run_id)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    candidate = base / stamp
+    suffix = 2
+    while candidate.exists():
+        candidate = base / f"{stamp}-{suffix}"
+        suffix += 1
+    return candidate
+
+
+class Simulation:
+    """One simulated deployment, built from a :class:`Config`.
+
+    Args:
+        config: The resolved config.
+        plugins: Loaded plugins; the installed ones when omitted.
+    """
+
+    def __init__(self, config: Config, plugins: PluginHost | None = None) -> None:
+        if config.architecture != "co-location":
+            raise ConfigError(
+                f"architecture {config.architecture!r} is not available yet: only "
+                "'co-location' is built. Prefill/decode disaggregation and "
+                "attention-FFN disaggregation are planned; see docs/architecture.md."
+            )
+        self.config = config
+        self.plugins = plugins or default_plugins()
+        registry = self.plugins.registry
+
+        self.model = load_model(config.model.name, config.model.config_path)
+        self.device = load_device(
+            config.device.name, config.device.overrides(), config.device.catalogue_path
+        )
+        self.dtype, self.kv_cache_dtype = resolve_dtypes(config, self.model)
+        self.max_model_len = config.model.max_model_len or self.model.max_position_embeddings
+        self.execution_context = ExecutionContext(
+            model=self.model,
+            device=self.device,
+            parallel=config.parallel,
+            dtype=self.dtype,
+            kv_cache_dtype=self.kv_cache_dtype,
+            seed=config.seed,
+        )
+        self._check_parallelism()
+
+        scheduler_entry = registry.get("replica_scheduler", config.replica_scheduler.type)
+        max_tokens, max_seqs = scheduler_entry.factory.planning_limits(
+            config.replica_scheduler, self.execution_context, self.max_model_len
+        )
+        self.memory_plan: MemoryPlan = plan_memory(
+            self.model,
+            self.device,
+            config.parallel,
+            config.cache,
+            dtype_bytes=DTYPE_BYTES[self.dtype],
+            kv_dtype_bytes=DTYPE_BYTES[self.kv_cache_dtype],
+            max_num_batched_tokens=max_tokens,
+            max_num_seqs=max_seqs,
+            max_model_len=self.max_model_len,
+        )
+
+        self.generator = registry.get("request_generator", config.workload.type).factory(
+            config.workload,
+            WorkloadContext(
+                seed=config.seed,
+                block_size=config.cache.block_size,
+                max_model_len=self.max_model_len,
+            ),
+        )
+        self.predictor = registry.get("predictor", config.predictor.type).factory(
+            config.predictor, self.execution_context
+        )
+        self.cc_backend = registry.get("cc_backend", config.cc_backend.type).factory(
+            config.cc_backend, self.execution_context
+        )
+        self.execution = ExecutionModel(
+            self.execution_context, self.predictor, self.cc_backend, DTYPE_BYTES[self.dtype]
+        )
+        num_replicas = config.parallel.num_replicas
+        self.router = registry.get("cluster_scheduler", config.cluster_scheduler.type).factory(
+            config.cluster_scheduler, num_replicas, config.seed
+        )
+        self._scheduler_factory = scheduler_entry.factory
+        self.replicas: list[Replica] = []
+        self.metrics: MetricsCollector | None = None
+
+    def _check_parallelism(self) -> None:
+        parallel = self.config.parallel
+        model = self.model
+        tp = parallel.tensor_parallel_size
+        if model.num_heads % tp:
+            raise ConfigError(
+                f"parallel.tensor_parallel_size={tp} does not divide the model's "
+                f"{model.num_heads} attention heads"
+            )
+        if parallel.pipeline_parallel_size > model.num_layers:
+            raise ConfigError(
+                f"parallel.pipeline_parallel_size={parallel.pipeline_parallel_size} is "
+                f"more than the model's {model.num_layers} layers"
+            )
+
+    def _new_block_manager(self) -> KVBlockManager:
+        cache = self.config.cache
+        if cache.enable_prefix_caching and self.generator.provides_block_hashes:
+            return PrefixCachingBlockManager(self.memory_plan.num_blocks, cache.block_size)
+        # Without hashes no block can be shared, so counting blocks is exact.
+        return KVBlockManager(self.memory_plan.num_blocks, cache.block_size)
+
+    def _build_replicas(self, metrics: MetricsCollector) -> None:
+        self.replicas = []
+        for replica_id in range(self.config.parallel.num_replicas):
+            blocks = self._new_block_manager()
+            replica = Replica(replica_id, blocks, self.execution, metrics)
+            context = ReplicaContext(
+                replica_id=replica_id,
+                execution=self.execution_context,
+                cache=self.config.cache,
+                max_model_len=self.max_model_len,
+                block_manager=blocks,
+                reject=replica.reject,
+                seed=self.config.seed + replica_id,
+            )
+            replica.scheduler = self._scheduler_factory(self.config.replica_scheduler, context)
+            self.replicas.append(replica)
+
+    # ------------------------------------------------------------------ running
+
+    def run(
+        self,
+        output_dir: Path | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> RunResult:
+        """Simulate the whole workload and write the outputs.
+
+        Args:
+            output_dir: Where to write; nothing is written when ``None``.
+            progress: Called now and then with the number of requests finished.
+
+        Raises:
+            SimulationError: Requests were left that no event could advance.
+        """
+        hook = self.plugins.hook
+        on_request = None
+        if self.plugins.has_implementations("frontier_request_finished"):
+
+            def on_request(request: Request) -> None:
+                hook.frontier_request_finished(request=request)
+
+        request_csv = None
+        if output_dir is not None:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / "config.toml").write_text(config_to_toml(self.config), "utf-8")
+            if self.config.metrics.write_request_metrics:
+                request_csv = output_dir / "request_metrics.csv"
+        metrics = MetricsCollector(request_csv, on_request)
+        self.metrics = metrics
+        self._build_replicas(metrics)
+        hook.frontier_run_started(simulation=self)
+
+        started = time.perf_counter()
+        try:
+            self._loop(metrics, progress)
+        finally:
+            metrics.close()
+        wall = time.perf_counter() - started
+
+        summary = self._summary(metrics)
+        hook.frontier_run_finished(simulation=self, summary=summary)
+        if output_dir is not None:
+            text = json.dumps(summary, indent=2, sort_keys=False, allow_nan=False)
+            (output_dir / "system_metrics.json").write_text(text + "\n", "utf-8")
+        return RunResult(summary=summary, output_dir=output_dir, wall_time_s=wall)
+
+    def _loop(self, metrics: MetricsCollector, progress: Callable[[int], None] | None) -> None:
+        queue = EventQueue()
+        replicas = self.replicas
+        router = self.router
+        max_model_len = self.max_model_len
+        batch_hook = None
+        if self.plugins.has_implementations("frontier_batch_finished"):
+            batch_hook = self.plugins.hook.frontier_batch_finished
+
+        arrivals = iter(self.generator)
+        first = next(arrivals, None)
+        if first is not None:
+            queue.push(first.arrived_at, Priority.ARRIVAL, _ARRIVAL, first)
+        events = 0
+
+        while queue:
+            now, kind, payload = queue.pop()
+            events += 1
+            if kind == _BATCH_END:
+                replica, flight = payload
+                replica.finish_batch(flight, now)
+                if batch_hook is not None:
+                    batch_hook(
+                        replica_id=replica.replica_id,
+                        batch=flight.batch,
+                        started_at=flight.started_at,
+                        finished_at=now,
+                    )
+                if not replica.schedule_pending:
+                    replica.schedule_pending = True
+                    queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
+            elif kind == _ARRIVAL:
+                request: Request = payload
+                metrics.record_arrival(request)
+                upcoming = next(arrivals, None)
+                if upcoming is not None:
+                    if upcoming.arrived_at < request.arrived_at:
+                        raise SimulationError(
+                            f"workload produced request {upcoming.request_id} at "
+                            f"{upcoming.arrived_at} s, before request "
+                            f"{request.request_id} at {request.arrived_at} s"
+                        )
+                    queue.push(upcoming.arrived_at, Priority.ARRIVAL, _ARRIVAL, upcoming)
+                if not self._admit(request, max_model_len, metrics):
+                    continue
+                replica = replicas[router.route(request, replicas)]
+                replica.add_request(request, now)
+                if not replica.schedule_pending and replica.can_start(now):
+                    replica.schedule_pending = True
+                    queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
+            else:
+                replica = payload
+                replica.schedule_pending = False
+                if not replica.can_start(now):
+                    continue
+                flight = replica.start_batch(now)
+                if flight is None:
+                    continue
+                queue.push(flight.finishes_at, Priority.BATCH_END, _BATCH_END, (replica, flight))
+                if replica.num_in_flight < replica.num_stages:
+                    replica.schedule_pending = True
+                    queue.push(replica.stage_free_at[0], Priority.SCHEDULE, _SCHEDULE, replica)
+            if progress is not None and events % 4096 == 0:
+                progress(metrics.num_finished)
+
+        if progress is not None:
+            progress(metrics.num_finished)
+        stuck = [r for r in replicas if r.num_outstanding]
+        if stuck:
+            details = "; ".join(
+                f"replica {r.replica_id}: {r.scheduler.num_waiting} waiting, "
+                f"{r.scheduler.num_running} running, {r.block_manager.num_free_blocks} "
+                f"of {r.block_manager.num_blocks} KV blocks free"
+                for r in stuck
+            )
+            raise SimulationError(
+                "the simulation stopped with requests that can make no progress: "
+                f"{details}. The scheduler formed no batch although requests remain; "
+                "check the scheduler's limits against the KV cache size."
+            )
+
+    def _admit(self, request: Request, max_model_len: int, metrics: MetricsCollector) -> bool:
+        """Apply the engine's length rules; reject or cut, and count it.
+
+        vLLM rejects a prompt that leaves no room for one output token
+        (``prompt >= max_model_len``) and stops generation when the sequence
+        reaches ``max_model_len`` (``FINISHED_LENGTH_CAPPED``).
+        """
+        prompt = request.num_prompt_tokens
+        if prompt >= max_model_len:
+            request.outcome = Outcome.REJECTED_TOO_LONG
+            metrics.record_request(request)
+            return False
+        if prompt + request.num_output_tokens > max_model_len:
+            request.max_output_tokens = max_model_len - prompt
+            request.outcome = Outcome.TRUNCATED
+        blocks_needed = -(-(prompt + request.max_output_tokens - 1) // self.config.cache.block_size)
+        if blocks_needed > self.memory_plan.num_blocks:
+            request.outcome = Outcome.REJECTED_NO_FIT
+            metrics.record_request(request)
+            return False
+        return True
+
+    def _summary(self, metrics: MetricsCollector) -> dict[str, Any]:
+        config = self.config
+        summary: dict[str, Any] = {
+            "metadata": {
+                "frontier_version": __version__,
+                "model": self.model.name,
+                "device": self.device.name,
+                "dtype": self.dtype,
+                "kv_cache_dtype": self.kv_cache_dtype,
+                "tensor_parallel_size": config.parallel.tensor_parallel_size,
+                "pipeline_parallel_size": config.parallel.pipeline_parallel_size,
+                "num_replicas": config.parallel.num_replicas,
+                "architecture": config.architecture,
+                "replica_scheduler": config.replica_scheduler.type,
+                "cluster_scheduler": config.cluster_scheduler.type,
+                "predictor": config.predictor.type,
+                "cc_backend": config.cc_backend.type,
+                "workload": self.generator.label,
+                "max_model_len": self.max_model_len,
+                "seed": config.seed,
+            }
+        }
+        summary.update(metrics.summary())
+        duration = metrics.duration()
+        prefix = self.replicas[0].block_manager.prefix_stats if self.replicas else None
+        totals: dict[str, float] = {}
+        for replica in self.replicas:
+            for key, value in replica.block_manager.prefix_stats.as_dict().items():
+                if not key.endswith("rate"):
+                    totals[key] = totals.get(key, 0) + value
+        if prefix is not None:
+            first_q = totals.get("first_attempt_query_tokens", 0)
+            all_q = totals.get("all_attempts_query_tokens", 0)
+            totals["first_attempt_hit_rate"] = (
+                totals.get("first_attempt_hit_tokens", 0) / first_q if first_q else 0.0
+            )
+            totals["all_attempts_hit_rate"] = (
+                totals.get("all_attempts_hit_tokens", 0) / all_q if all_q else 0.0
+            )
+        summary["prefix_cache"] = {
+            "enabled": bool(self.replicas and self.replicas[0].block_manager.enable_prefix_caching),
+            **totals,
+        }
+        summary["memory"] = self.memory_plan.as_dict()
+        summary["scheduler"] = self.replicas[0].scheduler.describe() if self.replicas else {}
+        summary["predictor"] = self.predictor.describe()
+        summary["replicas"] = [
+            {
+                "replica_id": r.replica_id,
+                "batches": r.num_batches,
+                "busy_s": r.busy_time,
+                "utilisation": r.utilisation(duration),
+            }
+            for r in self.replicas
+        ]
+        return _finite(summary)
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) with ``None``."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,1 @@
+"""Built-in workloads: synthetic arrivals and lengths, and trace replay."""
