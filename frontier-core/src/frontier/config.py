@@ -294,10 +294,6 @@ def _make_converter(plugin_configs: Mapping[str, Mapping[str, type[PluginConfig]
             lambda cls, base=base: cls is base,
             _slot_hook(converter, slot, kind, base, plugin_configs.get(kind, {})),
         )
-    converter.register_unstructure_hook_func(
-        lambda cls: isinstance(cls, type) and issubclass(cls, PluginConfig),
-        lambda obj: converter.unstructure(obj, unstructure_as=obj.__class__),
-    )
     return converter
 
 
@@ -417,8 +413,18 @@ def build_config(
 
 def config_to_dict(config: Config) -> dict[str, Any]:
     """The config as plain data (``None`` values dropped, as TOML has no null)."""
-    converter = _make_converter({})
-    return _drop_none(converter.unstructure(config))
+    return _drop_none(_to_data(config))
+
+
+def _to_data(value: Any) -> Any:
+    # By each value's own class, so a plugin's config keeps its own fields.
+    if attrs.has(type(value)):
+        return {f.name: _to_data(getattr(value, f.name)) for f in attrs.fields(type(value))}
+    if isinstance(value, list | tuple):
+        return [_to_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_data(v) for k, v in value.items()}
+    return value
 
 
 def _drop_none(value: Any) -> Any:

@@ -1,0 +1,307 @@
+"""The ``frontier`` command line.
+
+``frontier run`` simulates a config (the embedded default when none is given);
+``frontier config show`` prints the resolved config; ``frontier plugins list``,
+``frontier models list`` and ``frontier devices list`` show what is installed.
+Plugins add sub-commands through the ``frontier_add_commands`` hook.
+
+Progress goes to stderr; stdout carries the summary (or JSON with ``--json``). A
+mistake in the input ends with a one-paragraph message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from frontier.cli.overrides import collect_overrides
+from frontier.config import (
+    build_config,
+    config_to_toml,
+    read_config_file,
+)
+from frontier.errors import FrontierError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="frontier",
+    help="Frontier: simulate LLM inference serving (TTFT, TPOT, throughput) in seconds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+config_app = typer.Typer(help="Inspect configurations.", no_args_is_help=True)
+plugins_app = typer.Typer(help="Inspect installed plugins.", no_args_is_help=True)
+models_app = typer.Typer(help="The built-in model catalogue.", no_args_is_help=True)
+devices_app = typer.Typer(help="The built-in device catalogue.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(models_app, name="models")
+app.add_typer(devices_app, name="devices")
+
+stdout = Console(soft_wrap=True)
+stderr = Console(stderr=True, soft_wrap=True)
+
+ConfigArg = Annotated[
+    Path | None,
+    typer.Argument(
+        help="TOML (or JSON) config file; the embedded default when omitted."
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a field: dotted.path=value (repeatable)."),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Catalogue model name, or a config.json path."),
+]
+DeviceOpt = Annotated[str | None, typer.Option("--device", "-d", help="Device name.")]
+TpOpt = Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size.")]
+PpOpt = Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel size.")]
+ReplicasOpt = Annotated[int | None, typer.Option("--replicas", "-r", help="Replicas.")]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", "-s", help="Replica scheduler plugin.")
+]
+PredictorOpt = Annotated[
+    str | None, typer.Option("--predictor", "-p", help="Predictor.")
+]
+QpsOpt = Annotated[
+    float | None, typer.Option("--qps", help="Arrival rate, requests/s.")
+]
+NumOpt = Annotated[
+    int | None, typer.Option("--num-requests", "-n", help="Number of requests.")
+]
+TraceOpt = Annotated[
+    Path | None, typer.Option("--trace", "-t", help="Replay this CSV trace.")
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the run.")]
+OutOpt = Annotated[
+    Path | None, typer.Option("--output-dir", "-o", help="Root folder of the outputs.")
+]
+
+
+def _plugins() -> Any:
+    from frontier.plugins import default_plugins
+
+    return default_plugins()
+
+
+def _resolve(config_path: Path | None, sets: list[str] | None, **flags: Any) -> Any:
+    data: dict[str, Any] = read_config_file(config_path) if config_path else {}
+    data = collect_overrides(data, sets or [], **flags)
+    source = str(config_path) if config_path else "embedded default"
+    return build_config(data, _plugins().registry.config_classes(), source)
+
+
+@app.command()
+def run(
+    config_path: ConfigArg = None,
+    set_: SetOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
+    replicas: ReplicasOpt = None,
+    scheduler: SchedulerOpt = None,
+    predictor: PredictorOpt = None,
+    qps: QpsOpt = None,
+    num_requests: NumOpt = None,
+    trace: TraceOpt = None,
+    seed: SeedOpt = None,
+    output_dir: OutOpt = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Name of the run's folder.")
+    ] = None,
+    no_output: Annotated[bool, typer.Option(help="Write no files.")] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print system_metrics as JSON on stdout.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar.")
+    ] = False,
+) -> None:
+    """Simulate a deployment and workload; write metrics and print a summary."""
+    from frontier.cli.progress import progress_bar
+    from frontier.cli.summary import print_summary
+    from frontier.simulation import Simulation, run_directory
+
+    config = _resolve(
+        config_path,
+        set_,
+        model=model,
+        device=device,
+        tp=tp,
+        pp=pp,
+        replicas=replicas,
+        scheduler=scheduler,
+        predictor=predictor,
+        qps=qps,
+        num_requests=num_requests,
+        trace=trace,
+        seed=seed,
+        output_dir=output_dir,
+        run_id=run_id,
+    )
+    simulation = Simulation(config, _plugins())
+    out = None
+    if not no_output:
+        out = run_directory(config, simulation.model.name, simulation.generator.label)
+    show = config.metrics.progress and not quiet
+    with progress_bar(simulation.generator.num_requests, enabled=show) as advance:
+        result = simulation.run(out, progress=advance)
+    if json_:
+        sys.stdout.write(json.dumps(result.summary, indent=2) + "\n")
+    else:
+        print_summary(stdout, result)
+
+
+@config_app.command("show")
+def config_show(
+    config_path: ConfigArg = None,
+    set_: SetOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
+    replicas: ReplicasOpt = None,
+    scheduler: SchedulerOpt = None,
+    predictor: PredictorOpt = None,
+    qps: QpsOpt = None,
+    num_requests: NumOpt = None,
+    trace: TraceOpt = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Print the resolved config (defaults filled in) as TOML."""
+    config = _resolve(
+        config_path,
+        set_,
+        model=model,
+        device=device,
+        tp=tp,
+        pp=pp,
+        replicas=replicas,
+        scheduler=scheduler,
+        predictor=predictor,
+        qps=qps,
+        num_requests=num_requests,
+        trace=trace,
+        seed=seed,
+    )
+    sys.stdout.write(config_to_toml(config))
+
+
+@plugins_app.command("list")
+def plugins_list() -> None:
+    """Every registered plugin: kind, name, distribution, version, module."""
+    from rich.table import Table
+
+    table = Table(title="Frontier plugins")
+    for column in ("kind", "name", "distribution", "version", "module", "description"):
+        table.add_column(column)
+    for entry in _plugins().registry.entries():
+        table.add_row(
+            entry.kind,
+            entry.name,
+            entry.distribution,
+            entry.version,
+            entry.module,
+            entry.description,
+        )
+    stdout.print(table)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Built-in models with their size and shape."""
+    from rich.table import Table
+
+    from frontier.models import load_model, model_catalogue
+
+    table = Table(title="Built-in models")
+    for column in (
+        "name",
+        "aliases",
+        "params (B)",
+        "layers",
+        "hidden",
+        "heads/kv",
+        "experts",
+    ):
+        table.add_column(column)
+    for hub_id, entry in model_catalogue().items():
+        spec = load_model(hub_id)
+        experts = (
+            f"{spec.num_experts} (top {spec.num_experts_per_token})"
+            if spec.is_moe
+            else "-"
+        )
+        table.add_row(
+            hub_id,
+            ", ".join(entry.get("aliases", [])),
+            f"{spec.total_params() / 1e9:.1f}",
+            str(spec.num_layers),
+            str(spec.hidden_size),
+            f"{spec.num_heads}/{spec.num_kv_heads}",
+            experts,
+        )
+    stdout.print(table)
+
+
+@devices_app.command("list")
+def devices_list() -> None:
+    """Built-in devices with their peaks."""
+    from rich.table import Table
+
+    from frontier.devices import device_catalogue, load_device
+
+    table = Table(title="Built-in devices")
+    for column in (
+        "name",
+        "aliases",
+        "BF16 TFLOP/s",
+        "FP8 TFLOP/s",
+        "GiB",
+        "GB/s",
+        "link GB/s",
+    ):
+        table.add_column(column)
+    for name, entry in device_catalogue().items():
+        spec = load_device(name)
+        table.add_row(
+            name,
+            ", ".join(entry.get("aliases", [])),
+            f"{spec.bf16_tflops:g}",
+            f"{spec.fp8_tflops:g}",
+            f"{spec.memory_gib:g}",
+            f"{spec.memory_bandwidth_gbps:g}",
+            f"{spec.intra_node_bandwidth_gbps:g}",
+        )
+    stdout.print(table)
+
+
+def _add_plugin_commands() -> None:
+    # When loading fails, `main` reports it as soon as a command needs the plugins.
+    with contextlib.suppress(FrontierError):
+        _plugins().hook.frontier_add_commands(app=app)
+
+
+def main() -> None:
+    """Entry point of the ``frontier`` script: clean messages for input errors."""
+    try:
+        _add_plugin_commands()
+        app()
+    except FrontierError as error:
+        from rich.text import Text
+
+        message = Text("error: ", style="bold red") + Text(str(error))
+        stderr.print(message, highlight=False)
+        raise SystemExit(2) from None

@@ -1,0 +1,72 @@
+"""Short flags and ``--set`` overrides, applied to the raw config mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from frontier.config import apply_overrides, parse_override
+
+__all__ = ["collect_overrides"]
+
+_FLAG_PATHS = {
+    "device": ("device", "name"),
+    "tp": ("parallel", "tensor_parallel_size"),
+    "pp": ("parallel", "pipeline_parallel_size"),
+    "replicas": ("parallel", "num_replicas"),
+    "qps": ("workload", "qps"),
+    "num_requests": ("workload", "num_requests"),
+    "seed": ("seed",),
+    "output_dir": ("metrics", "output_dir"),
+    "run_id": ("metrics", "run_id"),
+}
+
+_SLOT_FLAGS = {"scheduler": "replica_scheduler", "predictor": "predictor"}
+
+
+def _switch_slot(data: dict[str, Any], slot: str, name: str) -> None:
+    # Choosing another plugin drops the old plugin's options, which the new one
+    # would not accept; choosing the same one keeps them.
+    section = data.get(slot)
+    if isinstance(section, dict) and section.get("type", name) == name:
+        section["type"] = name
+    else:
+        data[slot] = {"type": name}
+
+
+def collect_overrides(
+    data: dict[str, Any], sets: list[str], **flags: Any
+) -> dict[str, Any]:
+    """Apply the short flags, then every ``--set`` (which win), to ``data``.
+
+    ``--model`` takes a catalogue name, or a path to a ``config.json``; ``--trace``
+    switches the workload to trace replay of that file; ``--scheduler`` and
+    ``--predictor`` pick a plugin (keeping its options when it is already the one
+    configured).
+    """
+    data = apply_overrides(data, [])
+    model = flags.pop("model", None)
+    if model is not None:
+        section = data.setdefault("model", {})
+        if model.endswith(".json") or Path(model).is_file():
+            section["config_path"] = model
+            section.setdefault("name", Path(model).stem)
+        else:
+            section["name"] = model
+            section.pop("config_path", None)
+    trace = flags.pop("trace", None)
+    if trace is not None:
+        data["workload"] = {"type": "trace", "path": str(trace)}
+    for flag, slot in _SLOT_FLAGS.items():
+        name = flags.pop(flag, None)
+        if name is not None:
+            _switch_slot(data, slot, name)
+    pairs = []
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        pairs.append(
+            (list(_FLAG_PATHS[flag]), str(value) if isinstance(value, Path) else value)
+        )
+    pairs += [parse_override(text) for text in sets]
+    return apply_overrides(data, pairs)

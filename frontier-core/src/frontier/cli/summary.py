@@ -1,0 +1,58 @@
+"""The table printed when a run ends."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from frontier.simulation import RunResult
+
+__all__ = ["print_summary"]
+
+
+def _row(table: Table, label: str, stats: dict) -> None:
+    if not stats.get("count"):
+        table.add_row(label, "-", "-", "-", "-")
+        return
+    table.add_row(
+        label,
+        f"{stats['mean']:.2f}",
+        f"{stats['p50']:.2f}",
+        f"{stats['p90']:.2f}",
+        f"{stats['p99']:.2f}",
+    )
+
+
+def print_summary(console: Console, result: RunResult) -> None:
+    """Latency percentiles, throughput and outcomes of a finished run."""
+    summary = result.summary
+    meta = summary["metadata"]
+    requests = summary["requests"]
+    throughput = summary["throughput"]
+    title = (
+        f"{meta['model']} on {meta['device']} (TP{meta['tensor_parallel_size']} "
+        f"PP{meta['pipeline_parallel_size']} x{meta['num_replicas']}), "
+        f"{meta['replica_scheduler']}, {meta['predictor']}, {meta['workload']}"
+    )
+    table = Table(title=title)
+    for column in ("metric (ms)", "mean", "p50", "p90", "p99"):
+        table.add_column(column, justify="right" if column != "metric (ms)" else "left")
+    _row(table, "TTFT", summary["ttft_ms"])
+    _row(table, "TPOT", summary["tpot_ms"])
+    _row(table, "ITL", summary["itl_ms"])
+    _row(table, "E2E latency", summary["e2e_ms"])
+    console.print(table)
+    rejected = requests["rejected_too_long"] + requests["rejected_no_fit"]
+    console.print(
+        f"requests: {requests['completed']} completed, {requests['truncated']} truncated, "
+        f"{rejected} rejected, {requests['aborted']} aborted; "
+        f"preemptions: {summary['preemption']['total']}"
+    )
+    console.print(
+        f"throughput: {throughput['request_throughput_per_s']:.2f} req/s, "
+        f"{throughput['output_token_throughput_per_s']:.1f} output tok/s, "
+        f"{throughput['total_token_throughput_per_s']:.1f} total tok/s over "
+        f"{throughput['duration_s']:.2f} s simulated"
+    )
+    where = f" -> {result.output_dir}" if result.output_dir else ""
+    console.print(f"simulated in {result.wall_time_s:.2f} s wall{where}")
