@@ -27,6 +27,7 @@ from frontier.errors import ConfigError
 __all__ = [
     "ARCHITECTURES",
     "CCBackendConfig",
+    "FieldValueError",
     "CacheConfig",
     "ClusterSchedulerConfig",
     "Config",
@@ -42,26 +43,40 @@ __all__ = [
     "build_config",
     "config_to_dict",
     "config_to_toml",
+    "fraction",
+    "non_negative",
     "parse_override",
+    "positive",
     "read_config_file",
 ]
 
 ARCHITECTURES = ("co-location", "pd-disaggregation", "pd-af-disaggregation")
 
 
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+class FieldValueError(ValueError):
+    """A value outside its allowed range; carries the field name for the path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """attrs validator: ``None`` or a value above 0 (errors name the field)."""
     if value is not None and value <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be positive, got {value!r}")
 
 
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """attrs validator: ``None`` or a value of at least 0."""
     if value is not None and value < 0:
-        raise ValueError(f"must be zero or more, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be zero or more, got {value!r}")
 
 
-def _fraction(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+def fraction(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """attrs validator: a value in (0, 1]."""
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"must be in (0, 1], got {value!r}")
+        raise FieldValueError(attribute.name, f"must be in (0, 1], got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -134,7 +149,7 @@ class ModelConfig:
     config_path: str | None = None
     dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8"] = "auto"
     kv_cache_dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8"] = "auto"
-    max_model_len: int | None = attrs.field(default=None, validator=_positive)
+    max_model_len: int | None = attrs.field(default=None, validator=positive)
 
 
 @attrs.frozen(kw_only=True)
@@ -153,11 +168,11 @@ class DeviceConfig:
 
     name: str = "h100-sxm"
     catalogue_path: str | None = None
-    memory_gib: float | None = attrs.field(default=None, validator=_positive)
-    memory_bandwidth_gbps: float | None = attrs.field(default=None, validator=_positive)
-    bf16_tflops: float | None = attrs.field(default=None, validator=_positive)
-    intra_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=_positive)
-    inter_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=_positive)
+    memory_gib: float | None = attrs.field(default=None, validator=positive)
+    memory_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
+    bf16_tflops: float | None = attrs.field(default=None, validator=positive)
+    intra_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
+    inter_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
 
     def overrides(self) -> dict[str, float]:
         """The fields the user set, to apply on the catalogue entry."""
@@ -181,9 +196,9 @@ class ParallelConfig:
         num_replicas: Independent copies behind the cluster router (data parallel).
     """
 
-    tensor_parallel_size: int = attrs.field(default=1, validator=_positive)
-    pipeline_parallel_size: int = attrs.field(default=1, validator=_positive)
-    num_replicas: int = attrs.field(default=1, validator=_positive)
+    tensor_parallel_size: int = attrs.field(default=1, validator=positive)
+    pipeline_parallel_size: int = attrs.field(default=1, validator=positive)
+    num_replicas: int = attrs.field(default=1, validator=positive)
 
 
 @attrs.frozen(kw_only=True)
@@ -202,12 +217,12 @@ class CacheConfig:
             cuBLAS workspaces, CUDA graphs).
     """
 
-    block_size: int = attrs.field(default=16, validator=_positive)
-    gpu_memory_utilization: float = attrs.field(default=0.9, validator=_fraction)
-    num_gpu_blocks: int | None = attrs.field(default=None, validator=_positive)
+    block_size: int = attrs.field(default=16, validator=positive)
+    gpu_memory_utilization: float = attrs.field(default=0.9, validator=fraction)
+    num_gpu_blocks: int | None = attrs.field(default=None, validator=positive)
     enable_prefix_caching: bool = True
-    activation_memory_gib: float | None = attrs.field(default=None, validator=_non_negative)
-    overhead_memory_gib: float = attrs.field(default=1.0, validator=_non_negative)
+    activation_memory_gib: float | None = attrs.field(default=None, validator=non_negative)
+    overhead_memory_gib: float = attrs.field(default=1.0, validator=non_negative)
 
 
 @attrs.frozen(kw_only=True)
@@ -362,9 +377,10 @@ def _flatten_errors(error: BaseException, path: str) -> list[str]:
                 lines.append(str(sub))
             elif isinstance(sub, KeyError):
                 lines.append(f"{sub_path}: required value is missing")
+            elif isinstance(sub, FieldValueError):
+                lines.append(f"{sub_path}.{sub.field}: {sub}")
             else:
-                expected = _describe_type(getattr(note, "type", None))
-                lines.append(f"{sub_path}: {sub} (expected {expected})")
+                lines.append(f"{sub_path}: {_describe_problem(sub, note)}")
         return lines
     if isinstance(error, IterableValidationError):
         lines = []
@@ -379,7 +395,25 @@ def _flatten_errors(error: BaseException, path: str) -> list[str]:
         allowed = ", ".join(a.name for a in attrs.fields(error.cl))
         extra = ", ".join(sorted(error.extra_fields))
         return [f"{path or 'the top level'}: unknown key(s) {extra}; allowed keys: {allowed}"]
-    return [f"{path}: {error}"]
+    if isinstance(error, FieldValueError):
+        return [f"{path + '.' if path else ''}{error.field}: {error}"]
+    return [f"{path or 'config'}: {error}"]
+
+
+def _describe_problem(error: BaseException, note: Any) -> str:
+    expected_type = getattr(note, "type", None)
+    if typing.get_origin(expected_type) is Literal or (
+        isinstance(error, ValueError) and "not in literal" in str(error)
+    ):
+        allowed = _describe_type(expected_type)
+        value = getattr(error, "args", ("?",))[0]
+        value = str(value).split(" not in literal")[0]
+        return f"{value!r} is not allowed; use {allowed}"
+    if attrs.has(expected_type) and isinstance(error, TypeError | AttributeError):
+        return "expected a table of keys (a [section] in TOML)"
+    if isinstance(error, TypeError) and str(error).startswith("expected"):
+        return str(error)
+    return f"{error} (expected {_describe_type(expected_type)})"
 
 
 def build_config(

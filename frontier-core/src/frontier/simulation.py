@@ -112,6 +112,13 @@ class Simulation:
         )
         self.dtype, self.kv_cache_dtype = resolve_dtypes(config, self.model)
         self.max_model_len = config.model.max_model_len or self.model.max_position_embeddings
+        if self.max_model_len > self.model.max_position_embeddings:
+            # vLLM refuses this too (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set).
+            raise ConfigError(
+                f"model.max_model_len={self.max_model_len} is longer than the "
+                f"{self.model.max_position_embeddings} tokens {self.model.name} was "
+                "trained for (max_position_embeddings); lower it"
+            )
         self.execution_context = ExecutionContext(
             model=self.model,
             device=self.device,

@@ -14,16 +14,13 @@ from typing import Literal
 import attrs
 import numpy as np
 
+from frontier.config import FieldValueError, positive
+
 __all__ = ["CHUNK", "LengthDistribution", "arrival_times", "lengths"]
 
 CHUNK = 4096
 
 ArrivalProcess = Literal["poisson", "gamma", "fixed", "offline"]
-
-
-def _positive_int(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"must be at least 1, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -43,19 +40,19 @@ class LengthDistribution:
     """
 
     distribution: Literal["fixed", "uniform", "zipf", "lognormal"] = "fixed"
-    value: int = attrs.field(default=512, validator=_positive_int)
-    min: int = attrs.field(default=1, validator=_positive_int)
-    max: int = attrs.field(default=4096, validator=_positive_int)
+    value: int = attrs.field(default=512, validator=positive)
+    min: int = attrs.field(default=1, validator=positive)
+    max: int = attrs.field(default=4096, validator=positive)
     theta: float = 1.1
     sigma: float = 1.0
 
     def __attrs_post_init__(self) -> None:
         if self.min > self.max:
-            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+            raise FieldValueError("min", f"{self.min} is larger than max ({self.max})")
         if self.theta <= 0:
-            raise ValueError(f"theta must be positive, got {self.theta}")
+            raise FieldValueError("theta", f"must be positive, got {self.theta}")
         if self.sigma < 0:
-            raise ValueError(f"sigma must be zero or more, got {self.sigma}")
+            raise FieldValueError("sigma", f"must be zero or more, got {self.sigma}")
 
     @property
     def mean(self) -> float:

@@ -8,17 +8,12 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from frontier.config import WorkloadConfig
+from frontier.config import WorkloadConfig, positive
 from frontier.plugins import RequestGenerator, WorkloadContext
 from frontier.request import Request
 from frontier.workloads.arrivals import LengthDistribution, arrival_times, lengths
 
 __all__ = ["SyntheticConfig", "SyntheticGenerator"]
-
-
-def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -37,10 +32,10 @@ class SyntheticConfig(WorkloadConfig):
     """
 
     type: str = "synthetic"
-    num_requests: int = attrs.field(default=1000, validator=_positive)
+    num_requests: int = attrs.field(default=1000, validator=positive)
     arrival: Literal["poisson", "gamma", "fixed", "offline"] = "poisson"
-    qps: float = attrs.field(default=4.0, validator=_positive)
-    cv: float = attrs.field(default=1.0, validator=_positive)
+    qps: float = attrs.field(default=4.0, validator=positive)
+    cv: float = attrs.field(default=1.0, validator=positive)
     prompt_tokens: LengthDistribution = attrs.field(
         factory=lambda: LengthDistribution(distribution="uniform", min=128, max=2048)
     )

@@ -23,7 +23,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from frontier.config import WorkloadConfig
+from frontier.config import WorkloadConfig, positive
 from frontier.errors import ConfigError, InputError
 from frontier.plugins import RequestGenerator, WorkloadContext
 from frontier.request import Request
@@ -32,11 +32,6 @@ from frontier.workloads.arrivals import arrival_times
 __all__ = ["TraceConfig", "TraceGenerator", "chain_block_hashes"]
 
 _REQUIRED = ("num_prefill_tokens", "num_decode_tokens")
-
-
-def _positive(instance: object, attribute: attrs.Attribute, value: float | None) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -57,11 +52,11 @@ class TraceConfig(WorkloadConfig):
 
     type: str = "trace"
     path: str
-    num_requests: int | None = attrs.field(default=None, validator=_positive)
+    num_requests: int | None = attrs.field(default=None, validator=positive)
     arrival: Literal["auto", "trace", "poisson", "gamma", "fixed", "offline"] = "auto"
-    qps: float | None = attrs.field(default=None, validator=_positive)
-    cv: float = attrs.field(default=1.0, validator=_positive)
-    time_scale: float = attrs.field(default=1.0, validator=_positive)
+    qps: float | None = attrs.field(default=None, validator=positive)
+    cv: float = attrs.field(default=1.0, validator=positive)
+    time_scale: float = attrs.field(default=1.0, validator=positive)
     seed: int | None = None
 
 
