@@ -1,0 +1,166 @@
+"""End-to-end timelines small enough to compute by hand.
+
+Every scenario uses the ``step_time`` predictor from ``conftest.py``: a step costs
+``base_ms + per_token_ms * tokens``, so each timestamp below is a sum of step times.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from conftest import simulate, tiny_config
+from frontier.errors import ConfigError
+
+
+def rows(result) -> dict[int, dict[str, str]]:
+    """request_metrics.csv of a run, by request id."""
+    path = result.output_dir / "request_metrics.csv"
+    with path.open() as handle:
+        return {int(row["request_id"]): row for row in csv.DictReader(handle)}
+
+
+def test_one_request_alone(run_scenario, tmp_path):
+    """TTFT is the prefill step; TPOT is one decode step."""
+    _, result = run_scenario(
+        [[0.0, 100, 3]],
+        output_dir=tmp_path,
+        predictor={"base_ms": 5.0, "per_token_ms": 0.01},
+    )
+    # Prefill of 100 tokens: 5 + 0.01 * 100 = 6 ms -> first token at 6 ms.
+    # Two decodes of 1 token: 5.01 ms each -> tokens at 11.01 and 16.02 ms.
+    row = rows(result)[0]
+    assert float(row["ttft_ms"]) == pytest.approx(6.0)
+    assert float(row["tpot_ms"]) == pytest.approx(5.01)  # (16.02 - 6) / (3 - 1)
+    assert float(row["e2e_ms"]) == pytest.approx(16.02)
+    assert row["outcome"] == "completed"
+    assert result.summary["itl_ms"]["count"] == 2
+
+
+def test_second_request_starts_when_first_ends(run_scenario, tmp_path):
+    """With max_num_seqs=1 the second request is admitted the instant the first ends."""
+    _, result = run_scenario(
+        [[0.0, 100, 3], [0.0, 100, 3]],
+        output_dir=tmp_path,
+        predictor={"base_ms": 5.0, "per_token_ms": 0.01},
+        replica_scheduler={"max_num_seqs": 1},
+    )
+    first, second = rows(result)[0], rows(result)[1]
+    # Request 0: prefill 0-6 ms, decodes end at 11.01 and 16.02 ms.
+    assert float(first["completed_at_ms"]) == pytest.approx(16.02)
+    # Request 1 is scheduled at 16.02 ms although nothing else arrives then;
+    # its prefill ends at 16.02 + 6 = 22.02 ms, its decodes at 27.03 and 32.04 ms.
+    assert float(second["scheduled_at_ms"]) == pytest.approx(16.02)
+    assert float(second["ttft_ms"]) == pytest.approx(22.02)
+    assert float(second["e2e_ms"]) == pytest.approx(32.04)
+    assert float(second["queue_delay_ms"]) == pytest.approx(16.02)
+
+
+def test_chunked_prefill_takes_three_steps(run_scenario, tmp_path):
+    """A 5,000-token prompt under a 2,048-token budget is prefilled in 3 chunks."""
+    _, result = run_scenario(
+        [[0.0, 5000, 2]],
+        output_dir=tmp_path,
+        predictor={"base_ms": 10.0, "per_token_ms": 0.01},
+        model={"max_model_len": 8192, "name": "llama-3-8b"},
+        replica_scheduler={"max_num_batched_tokens": 2048},
+    )
+    # Chunks of 2048, 2048 and 904 tokens:
+    # 10 + 20.48 = 30.48 ms, 30.48 ms, 10 + 9.04 = 19.04 ms -> TTFT = 80.0 ms.
+    # One decode: 10.01 ms -> E2E = 90.01 ms.
+    row = rows(result)[0]
+    assert float(row["ttft_ms"]) == pytest.approx(80.0)
+    assert float(row["e2e_ms"]) == pytest.approx(90.01)
+    assert result.summary["replicas"][0]["batches"] == 4
+
+
+def test_preemption_by_recompute(run_scenario, tmp_path):
+    """When KV runs out, the last running request is preempted and re-prefilled."""
+    _, result = run_scenario(
+        [[0.0, 30, 10], [0.0, 30, 10]],
+        output_dir=tmp_path,
+        model={"max_model_len": 64},
+        cache={"num_gpu_blocks": 4, "block_size": 16},
+    )
+    # 10 ms steps, 4 blocks of 16 tokens.
+    # Step 1 (0-10): A and B prefill 30 tokens, 2 blocks each; free 0.
+    # Steps 2-3 (10-30): both decode; 31 and 32 tokens still fit in 2 blocks.
+    # Step 4 (30-40): A's 33rd token needs a 3rd block: B (last running) is
+    #   preempted, its 2 blocks freed; A takes one. No admission in that step.
+    # Steps 5-10 (40-100): A decodes alone (B needs 3 blocks for prompt + 3
+    #   generated = 33 tokens; 1 is free); A's 10th token at 100 ms.
+    # Step 11 (100-110): B re-prefills 33 tokens and samples its 4th token.
+    # Steps 12-17 (110-170): B's tokens 5 to 10; B ends at 170 ms.
+    by_id = rows(result)
+    a, b = by_id[0], by_id[1]
+    assert float(a["e2e_ms"]) == pytest.approx(100.0)
+    assert a["num_preemptions"] == "0"
+    assert float(b["ttft_ms"]) == pytest.approx(10.0)
+    assert float(b["e2e_ms"]) == pytest.approx(170.0)
+    assert b["num_preemptions"] == "1"
+    assert result.summary["preemption"]["total"] == 1
+    assert result.summary["itl_ms"]["max"] == pytest.approx(80.0)  # B: 30 -> 110 ms
+
+
+def test_prompt_too_long_is_rejected_and_run_ends(run_scenario, tmp_path):
+    """A prompt with no room for one output token is rejected; longer outputs are cut."""
+    _, result = run_scenario(
+        [[0.0, 64, 5], [0.0, 60, 10], [0.0, 20, 2]],
+        output_dir=tmp_path,
+        model={"max_model_len": 64},
+    )
+    by_id = rows(result)
+    # 64 >= max_model_len: no room for a token -> rejected, no timings.
+    assert by_id[0]["outcome"] == "rejected_too_long"
+    assert by_id[0]["ttft_ms"] == ""
+    # 60 + 10 > 64: generation stops at 64 tokens -> 4 output tokens.
+    assert by_id[1]["outcome"] == "truncated"
+    assert by_id[1]["num_output_tokens"] == "4"
+    assert by_id[1]["requested_output_tokens"] == "10"
+    assert by_id[2]["outcome"] == "completed"
+    requests = result.summary["requests"]
+    assert (
+        requests["rejected_too_long"],
+        requests["truncated"],
+        requests["completed"],
+    ) == (
+        1,
+        1,
+        1,
+    )
+
+
+def test_invalid_key_error_names_the_path():
+    """A misspelt scheduler option is reported with its dotted path."""
+    with pytest.raises(
+        ConfigError, match=r"replica_scheduler: unknown key\(s\) max_num_seq"
+    ):
+        simulate(tiny_config([[0.0, 10, 2]], replica_scheduler={"max_num_seq": 4}))
+
+
+def test_disaggregated_architecture_fails_fast(tmp_path):
+    """PD disaggregation is refused before any output is written."""
+    data = tiny_config([[0.0, 10, 2]])
+    data["architecture"] = "pd-disaggregation"
+    with pytest.raises(ConfigError, match="not available yet"):
+        simulate(data, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    """Two runs of one config in one process write byte-identical metrics."""
+    data = {
+        "metrics": {"progress": False},
+        "workload": {"type": "synthetic", "num_requests": 300, "qps": 8.0},
+        "seed": 7,
+    }
+    _, first = simulate(data, tmp_path / "a")
+    _, second = simulate(data, tmp_path / "b")
+    for name in ("request_metrics.csv", "system_metrics.json", "config.toml"):
+        assert (first.output_dir / name).read_bytes() == (
+            second.output_dir / name
+        ).read_bytes()
+    _, other = simulate({**data, "seed": 8}, tmp_path / "c")
+    assert (other.output_dir / "request_metrics.csv").read_bytes() != (
+        first.output_dir / "request_metrics.csv"
+    ).read_bytes()
