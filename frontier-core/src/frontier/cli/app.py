@@ -200,22 +200,30 @@ def config_show(
 
 
 @plugins_app.command("list")
-def plugins_list() -> None:
-    """Every registered plugin: kind, name, distribution, version, module."""
+def plugins_list(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Add each plugin's module.")
+    ] = False,
+) -> None:
+    """Every registered plugin: kind, name, distribution, version, description."""
     from rich.table import Table
 
     table = Table(title="Frontier plugins")
-    for column in ("kind", "name", "distribution", "version", "module", "description"):
-        table.add_column(column)
+    for column in ("kind", "name", "distribution", "version"):
+        table.add_column(column, no_wrap=True)
+    if verbose:
+        table.add_column("module", no_wrap=True)
+    # The description only where there is room for it (or when asked).
+    describe = verbose or stdout.width >= 110
+    if describe:
+        table.add_column("description", ratio=1)
     for entry in _plugins().registry.entries():
-        table.add_row(
-            entry.kind,
-            entry.name,
-            entry.distribution,
-            entry.version,
-            entry.module,
-            entry.description,
-        )
+        cells = [entry.kind, entry.name, entry.distribution, entry.version]
+        if verbose:
+            cells.append(entry.module)
+        if describe:
+            cells.append(entry.description)
+        table.add_row(*cells)
     stdout.print(table)
 
 
