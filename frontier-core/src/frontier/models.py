@@ -60,7 +60,12 @@ class ModelSpec:
         shared_expert_intermediate_size: MLP width of one shared expert.
         num_dense_layers: Leading layers with a dense MLP (DeepSeek's
             ``first_k_dense_replace``).
-        moe_layer_step: After those, every this-many-th layer is MoE.
+        moe_layer_step: After those, layer ``i`` is MoE when
+            ``(i + moe_layer_offset) % moe_layer_step == 0``.
+        moe_layer_offset: 0 for DeepSeek's ``moe_layer_freq`` (``i % freq``), 1 for
+            Qwen's ``decoder_sparse_step`` (``(i + 1) % step``).
+        mlp_only_layers: Layers that keep a dense MLP anyway (Qwen's
+            ``mlp_only_layers``).
         kv_lora_rank: Multi-head latent attention's compressed KV width; 0 without
             MLA.
         q_lora_rank: MLA's compressed query width; 0 for a full query projection.
@@ -88,6 +93,8 @@ class ModelSpec:
     shared_expert_intermediate_size: int = 0
     num_dense_layers: int = 0
     moe_layer_step: int = 1
+    moe_layer_offset: int = 0
+    mlp_only_layers: tuple[int, ...] = ()
     kv_lora_rank: int = 0
     q_lora_rank: int = 0
     qk_rope_head_dim: int = 0
@@ -110,10 +117,18 @@ class ModelSpec:
         return sum(self.is_moe_layer(i) for i in range(self.num_layers))
 
     def is_moe_layer(self, index: int) -> bool:
-        """Whether decoder layer ``index`` (from 0) has an MoE MLP."""
+        """Whether decoder layer ``index`` (from 0) has an MoE MLP.
+
+        The rule of the Hugging Face implementations: DeepSeek's decoder layer is
+        MoE when ``index >= first_k_dense_replace and index % moe_layer_freq == 0``,
+        Qwen-MoE's when ``(index + 1) % decoder_sparse_step == 0`` and ``index`` is
+        not in ``mlp_only_layers``.
+        """
         if not self.is_moe or index < self.num_dense_layers:
             return False
-        return (index - self.num_dense_layers) % self.moe_layer_step == 0
+        if index in self.mlp_only_layers:
+            return False
+        return (index + self.moe_layer_offset) % self.moe_layer_step == 0
 
     def kv_bytes_per_token_per_layer(self, dtype_bytes: int) -> int:
         """Bytes of KV cache one token occupies in one layer, whole model width.
@@ -238,7 +253,12 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
     elif num_shared and not shared_width:
         shared_width = expert_width
     dense_layers = _first(config, "first_k_dense_replace", default=0)
-    moe_step = _first(config, "moe_layer_freq", "decoder_sparse_step", default=1) or 1
+    moe_offset = 0
+    moe_step = config.get("moe_layer_freq")
+    if moe_step is None and config.get("decoder_sparse_step") is not None:
+        moe_step, moe_offset = config["decoder_sparse_step"], 1
+    moe_step = moe_step or 1
+    mlp_only = tuple(int(i) for i in config.get("mlp_only_layers") or ())
     hidden_act = str(_first(config, "hidden_act", "activation_function", default="silu"))
     model_type = str(config.get("model_type", ""))
     gated = model_type not in {"gpt2", "opt", "gpt_bigcode", "falcon"} and "gelu_new" not in (
@@ -269,6 +289,8 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         shared_expert_intermediate_size=int(shared_width) if num_experts else 0,
         num_dense_layers=int(dense_layers),
         moe_layer_step=int(moe_step),
+        moe_layer_offset=moe_offset,
+        mlp_only_layers=mlp_only,
         kv_lora_rank=int(_first(config, "kv_lora_rank", default=0)),
         q_lora_rank=int(_first(config, "q_lora_rank", default=0)),
         qk_rope_head_dim=int(_first(config, "qk_rope_head_dim", default=0)),

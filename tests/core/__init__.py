@@ -1,0 +1,1 @@
+"""Unit tests of the frontier-core package, one file per module."""

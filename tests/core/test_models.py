@@ -1,0 +1,261 @@
+"""Model specs: parameter counts, MoE layer patterns, loading config.json files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import require_shared_data
+from frontier.errors import ConfigError
+from frontier.models import ModelSpec, load_model, model_catalogue, spec_from_hf_config
+
+# Published sizes (model cards / papers), in parameters. Our counts leave out biases
+# and rounding in the cards, so they agree to about 1 % (2 % for active counts, which
+# cards round to one or two digits: DeepSeek-V3 "37B" is 37.55e9 by its own config).
+PUBLISHED_TOTAL = {
+    "llama-2-7b": 6.74e9,
+    "llama-3-8b": 8.03e9,
+    "llama-3-70b": 70.6e9,
+    "mixtral-8x7b": 46.7e9,
+    "qwen3-30b-a3b": 30.5e9,
+    "deepseek-v3": 671e9,
+}
+PUBLISHED_ACTIVE = {
+    "mixtral-8x7b": 12.9e9,
+    "qwen3-30b-a3b": 3.3e9,
+    "deepseek-v3": 37e9,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_TOTAL))
+def test_total_parameters_match_published_size(name):
+    """Total parameters agree with the published size within 1 %."""
+    assert load_model(name).total_params() == pytest.approx(
+        PUBLISHED_TOTAL[name], rel=0.01
+    )
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_ACTIVE))
+def test_active_parameters_match_published_size(name):
+    """Active parameters per token agree with the published figure within 2 %."""
+    active = load_model(name).active_params_per_token()
+    assert active == pytest.approx(PUBLISHED_ACTIVE[name], rel=0.02)
+
+
+def test_llama2_7b_parameter_count_by_hand():
+    """Llama-2-7B: 32 x 202,383,360 + 2 x 32000 x 4096 + 4096 = 6,738,415,616."""
+    # a layer: 4 x 4096^2 (attention) + 3 x 4096 x 11008 (MLP) + 2 x 4096 (norms)
+    model = load_model("llama-2-7b")
+    assert model.layer_params(0) == 4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096
+    assert model.total_params() == 6_738_415_616
+
+
+def test_dense_model_has_equal_total_and_active_parameters():
+    """Every weight of a dense model is active for every token."""
+    model = load_model("llama-3-8b")
+    assert not model.is_moe
+    assert model.active_params_per_token() == model.total_params()
+
+
+def test_deepseek_v3_first_three_layers_are_dense():
+    """DeepSeek-V3 (first_k_dense_replace = 3): layers 0-2 dense, 3-60 MoE."""
+    model = load_model("deepseek-v3")
+    assert [model.is_moe_layer(i) for i in range(5)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert model.num_moe_layers == 58  # 61 - 3
+
+
+def test_mixtral_every_layer_is_moe():
+    """Mixtral-8x7B routes every one of its 32 layers' MLPs over 8 experts."""
+    model = load_model("mixtral-8x7b")
+    assert model.num_moe_layers == 32
+    assert (model.num_experts, model.num_experts_per_token) == (8, 2)
+
+
+def _moe_config(**fields) -> dict:
+    config = {
+        "hidden_size": 64,
+        "num_hidden_layers": 6,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "moe_intermediate_size": 32,
+        "num_experts_per_tok": 2,
+        "vocab_size": 100,
+    }
+    config.update(fields)
+    return config
+
+
+def test_deepseek_moe_layer_freq_counts_from_layer_zero():
+    """DeepSeek: layer i is MoE when i >= first_k_dense_replace and
+    i % moe_layer_freq == 0 (HF DeepseekV3DecoderLayer)."""
+    config = _moe_config(n_routed_experts=4, first_k_dense_replace=1, moe_layer_freq=2)
+    model = spec_from_hf_config(config, "toy", "test")
+    # i >= 1 and i % 2 == 0 -> layers 2 and 4
+    assert [i for i in range(6) if model.is_moe_layer(i)] == [2, 4]
+
+
+def test_qwen_decoder_sparse_step_makes_every_step_th_layer_moe():
+    """Qwen-MoE: layer i is MoE when (i + 1) % decoder_sparse_step == 0
+    (HF Qwen2MoeDecoderLayer)."""
+    model = spec_from_hf_config(
+        _moe_config(num_experts=4, decoder_sparse_step=2), "toy", "test"
+    )
+    # (i + 1) % 2 == 0 -> layers 1, 3, 5
+    assert [i for i in range(6) if model.is_moe_layer(i)] == [1, 3, 5]
+
+
+def test_qwen_mlp_only_layers_are_dense():
+    """Qwen-MoE's ``mlp_only_layers`` keep a dense MLP."""
+    model = spec_from_hf_config(
+        _moe_config(num_experts=4, mlp_only_layers=[0, 5]), "toy", "test"
+    )
+    assert [i for i in range(6) if model.is_moe_layer(i)] == [1, 2, 3, 4]
+
+
+def test_kv_bytes_per_token_standard_and_mla():
+    """GQA stores K and V per KV head; MLA one latent plus the rotary key."""
+    # Llama-3-8B: 2 x 8 KV heads x 128 x 2 bytes = 4096 bytes per token per layer
+    assert load_model("llama-3-8b").kv_bytes_per_token_per_layer(2) == 4096
+    # DeepSeek-V3: (512 + 64) x 2 bytes = 1152
+    assert load_model("deepseek-v3").kv_bytes_per_token_per_layer(2) == 1152
+
+
+def test_catalogue_names_are_case_insensitive_and_accept_aliases():
+    """A hub id, its last part and its aliases all resolve, in any case."""
+    for name in (
+        "meta-llama/Llama-2-7b-hf",
+        "Llama-2-7b-hf",
+        "LLAMA-2-7B",
+        "llama2-7b",
+    ):
+        assert load_model(name).name == "meta-llama/Llama-2-7b-hf"
+
+
+def test_every_catalogue_entry_loads():
+    """Each built-in model builds a spec with positive sizes."""
+    for hub_id in model_catalogue():
+        model = load_model(hub_id)
+        assert model.total_params() > 0
+        assert model.kv_bytes_per_token_per_layer(2) > 0
+
+
+def test_multimodal_config_uses_its_text_config():
+    """A config with a nested ``text_config`` is read from that section."""
+    text = {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "vocab_size": 100,
+    }
+    model = spec_from_hf_config({"text_config": text}, "vlm", "test")
+    assert (model.hidden_size, model.num_layers) == (64, 2)
+
+
+def _shared_model_files():
+    data = require_shared_data()
+    files = sorted((data / "models").glob("*.json"))
+    files += sorted((data / "validation" / "models").rglob("*.json"))
+    if not files:
+        pytest.skip("no model config files under the shared data folder")
+    return files
+
+
+def test_every_shared_model_config_loads():
+    """Every real config.json of the shared data builds a spec with parameters."""
+    for path in _shared_model_files():
+        model = load_model(config_path=path)
+        assert model.total_params() > 0, path
+        assert model.name == path.stem
+
+
+def test_shared_deepseek_config_matches_the_catalogue():
+    """The real DeepSeek-V3 config.json and the catalogue entry give equal counts."""
+    path = require_shared_data() / "models" / "deepseek-v3.json"
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    from_file = load_model(config_path=path)
+    assert from_file.total_params() == load_model("deepseek-v3").total_params()
+    assert from_file.num_moe_layers == 58
+
+
+def test_missing_config_file_is_a_config_error(tmp_path):
+    """A config path that does not exist is named in the error."""
+    path = tmp_path / "nope.json"
+    with pytest.raises(ConfigError, match="does not exist") as error:
+        load_model(config_path=path)
+    assert str(path) in str(error.value)
+
+
+def test_invalid_json_is_a_config_error(tmp_path):
+    """A config.json that does not parse is named, with the parser's complaint."""
+    path = tmp_path / "config.json"
+    path.write_text('{"hidden_size": 4096,', "utf-8")
+    with pytest.raises(ConfigError, match="not valid JSON") as error:
+        load_model(config_path=path)
+    assert str(path) in str(error.value)
+
+
+def test_json_that_is_not_an_object_is_a_config_error(tmp_path):
+    """A config.json holding a list is refused."""
+    path = tmp_path / "config.json"
+    path.write_text("[1, 2]", "utf-8")
+    with pytest.raises(ConfigError, match="JSON object"):
+        load_model(config_path=path)
+
+
+def test_missing_field_is_named(tmp_path):
+    """A config without ``num_hidden_layers`` names that field and the file."""
+    path = tmp_path / "config.json"
+    config = _moe_config()
+    del config["num_hidden_layers"]
+    path.write_text(json.dumps(config), "utf-8")
+    with pytest.raises(ConfigError, match="num_hidden_layers") as error:
+        load_model(config_path=path)
+    assert str(path) in str(error.value)
+
+
+def test_non_integer_field_is_named():
+    """A size that is not a positive integer names the field."""
+    with pytest.raises(ConfigError, match="'hidden_size' must be a positive integer"):
+        spec_from_hf_config(_moe_config(hidden_size="64"), "toy", "test")
+
+
+def test_missing_intermediate_size_is_named():
+    """A dense config without an MLP width says so."""
+    config = _moe_config()
+    del config["intermediate_size"]
+    del config["moe_intermediate_size"]
+    with pytest.raises(ConfigError, match="intermediate_size"):
+        spec_from_hf_config(config, "toy", "test")
+
+
+def test_unknown_catalogue_name_lists_the_catalogue():
+    """An unknown model name lists every built-in model and the config_path way out."""
+    with pytest.raises(ConfigError) as error:
+        load_model("llama-9-1b")
+    message = str(error.value)
+    assert "'llama-9-1b'" in message
+    for hub_id in model_catalogue():
+        assert hub_id in message
+    assert "config_path" in message
+
+
+def test_no_name_and_no_path_is_a_config_error():
+    """A model needs a name or a config path."""
+    with pytest.raises(ConfigError, match="config_path"):
+        load_model(None, None)
+
+
+def test_model_spec_is_frozen():
+    """A spec cannot be changed after it is built."""
+    model = load_model("llama-2-7b")
+    assert isinstance(model, ModelSpec)
+    with pytest.raises(AttributeError):
+        model.num_layers = 1
