@@ -13,20 +13,22 @@ Definitions follow ``vllm bench serve`` (all latencies in milliseconds):
   only successful ones.
 
 Percentiles are NumPy's linear interpolation (``numpy.percentile``), as the benchmark
-computes them.
+computes them, while a distribution holds up to 262,144 samples; past that it becomes
+a logarithmic sketch with 0.1% relative error (:mod:`frontier.quantiles`), so memory
+stays bounded however long the run. Means, counts, minima and maxima are always exact.
 """
 
 from __future__ import annotations
 
 import csv
 import math
-from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from frontier.quantiles import Distribution
 from frontier.request import Outcome, Request
 
 __all__ = ["REQUEST_COLUMNS", "MetricsCollector", "summarise"]
@@ -91,14 +93,11 @@ class MetricsCollector:
         request_csv: Path | None = None,
         on_request: Callable[[Request], None] | None = None,
     ) -> None:
-        # XXX: per-request values are held in flat arrays (8 bytes each) so the
-        # percentiles are exact; a mergeable sketch would keep memory flat for
-        # runs of many millions of requests.
-        self.ttft = array("d")
-        self.tpot = array("d")
-        self.e2e = array("d")
-        self.queue_delay = array("d")
-        self.itl = array("d")
+        self.ttft = Distribution()
+        self.tpot = Distribution()
+        self.e2e = Distribution()
+        self.queue_delay = Distribution()
+        self.itl = Distribution()
         self.outcomes = dict.fromkeys(Outcome, 0)
         self.num_preemptions = 0
         self.num_preempted_requests = 0
@@ -123,7 +122,7 @@ class MetricsCollector:
 
     def record_token_gap(self, seconds: float) -> None:
         """Add one inter-token latency."""
-        self.itl.append(seconds)
+        self.itl.add(seconds)
 
     def record_request(self, request: Request) -> None:
         """Account a request that left the system and write its row."""
@@ -135,12 +134,12 @@ class MetricsCollector:
             ttft = request.first_token_at - request.arrived_at
             e2e = request.completed_at - request.arrived_at
             queue = request.scheduled_at - request.arrived_at
-            self.ttft.append(ttft)
-            self.e2e.append(e2e)
-            self.queue_delay.append(queue)
+            self.ttft.add(ttft)
+            self.e2e.add(e2e)
+            self.queue_delay.add(queue)
             if request.num_generated > 1:
                 tpot = (e2e - ttft) / (request.num_generated - 1)
-                self.tpot.append(tpot)
+                self.tpot.add(tpot)
             self.prompt_tokens += request.num_prompt_tokens
             self.output_tokens += request.num_generated
             self.cached_tokens += request.num_cached_tokens
@@ -215,11 +214,11 @@ class MetricsCollector:
                 "rejected_no_fit": self.outcomes[Outcome.REJECTED_NO_FIT],
                 "aborted": self.outcomes[Outcome.ABORTED],
             },
-            "ttft_ms": summarise(np.frombuffer(self.ttft) * to_ms),
-            "tpot_ms": summarise(np.frombuffer(self.tpot) * to_ms),
-            "itl_ms": summarise(np.frombuffer(self.itl) * to_ms),
-            "e2e_ms": summarise(np.frombuffer(self.e2e) * to_ms),
-            "queue_delay_ms": summarise(np.frombuffer(self.queue_delay) * to_ms),
+            "ttft_ms": self.ttft.summary(to_ms),
+            "tpot_ms": self.tpot.summary(to_ms),
+            "itl_ms": self.itl.summary(to_ms),
+            "e2e_ms": self.e2e.summary(to_ms),
+            "queue_delay_ms": self.queue_delay.summary(to_ms),
             "throughput": {
                 "duration_s": duration,
                 "first_arrival_s": self.first_arrival if math.isfinite(self.first_arrival) else 0.0,
