@@ -20,18 +20,22 @@ from typing import Any, Literal
 import attrs
 import cattrs
 import tomli_w
-from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
 
 from frontier.errors import ConfigError
 
 __all__ = [
     "ARCHITECTURES",
     "CCBackendConfig",
-    "FieldValueError",
     "CacheConfig",
     "ClusterSchedulerConfig",
     "Config",
     "DeviceConfig",
+    "FieldValueError",
     "MetricsConfig",
     "ModelConfig",
     "ParallelConfig",
@@ -171,8 +175,12 @@ class DeviceConfig:
     memory_gib: float | None = attrs.field(default=None, validator=positive)
     memory_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
     bf16_tflops: float | None = attrs.field(default=None, validator=positive)
-    intra_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
-    inter_node_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
+    intra_node_bandwidth_gbps: float | None = attrs.field(
+        default=None, validator=positive
+    )
+    inter_node_bandwidth_gbps: float | None = attrs.field(
+        default=None, validator=positive
+    )
 
     def overrides(self) -> dict[str, float]:
         """The fields the user set, to apply on the catalogue entry."""
@@ -221,7 +229,9 @@ class CacheConfig:
     gpu_memory_utilization: float = attrs.field(default=0.9, validator=fraction)
     num_gpu_blocks: int | None = attrs.field(default=None, validator=positive)
     enable_prefix_caching: bool = True
-    activation_memory_gib: float | None = attrs.field(default=None, validator=non_negative)
+    activation_memory_gib: float | None = attrs.field(
+        default=None, validator=non_negative
+    )
     overhead_memory_gib: float = attrs.field(default=1.0, validator=non_negative)
 
 
@@ -253,15 +263,19 @@ class Config:
     """
 
     seed: int = 0
-    architecture: Literal["co-location", "pd-disaggregation", "pd-af-disaggregation"] = (
-        "co-location"
-    )
+    architecture: Literal[
+        "co-location", "pd-disaggregation", "pd-af-disaggregation"
+    ] = "co-location"
     model: ModelConfig = attrs.field(factory=ModelConfig)
     device: DeviceConfig = attrs.field(factory=DeviceConfig)
     parallel: ParallelConfig = attrs.field(factory=ParallelConfig)
     cache: CacheConfig = attrs.field(factory=CacheConfig)
-    replica_scheduler: ReplicaSchedulerConfig = attrs.field(factory=ReplicaSchedulerConfig)
-    cluster_scheduler: ClusterSchedulerConfig = attrs.field(factory=ClusterSchedulerConfig)
+    replica_scheduler: ReplicaSchedulerConfig = attrs.field(
+        factory=ReplicaSchedulerConfig
+    )
+    cluster_scheduler: ClusterSchedulerConfig = attrs.field(
+        factory=ClusterSchedulerConfig
+    )
     predictor: PredictorConfig = attrs.field(factory=PredictorConfig)
     cc_backend: CCBackendConfig = attrs.field(factory=CCBackendConfig)
     workload: WorkloadConfig = attrs.field(factory=WorkloadConfig)
@@ -297,7 +311,9 @@ def _strict_str(value: Any, _type: type) -> str:
     return value
 
 
-def _make_converter(plugin_configs: Mapping[str, Mapping[str, type[PluginConfig]]]) -> Any:
+def _make_converter(
+    plugin_configs: Mapping[str, Mapping[str, type[PluginConfig]]],
+) -> Any:
     converter = cattrs.Converter(forbid_extra_keys=True)
     converter.register_structure_hook(int, _strict_int)
     converter.register_structure_hook(float, _strict_float)
@@ -326,8 +342,12 @@ def _slot_hook(
             raise TypeError(f"expected a table with a `type` key, got {data!r}")
         name = data.get("type", default_type)
         if name not in classes:
-            allowed = ", ".join(sorted(classes)) or "(no plugins of this kind are installed)"
-            raise _UnknownPlugin(f"{slot}.type: unknown {kind} {name!r}; installed: {allowed}")
+            allowed = (
+                ", ".join(sorted(classes)) or "(no plugins of this kind are installed)"
+            )
+            raise _UnknownPlugin(
+                f"{slot}.type: unknown {kind} {name!r}; installed: {allowed}"
+            )
         cls = classes[name]
         if cls is base:
             # A plugin without options: only `type` is allowed.
@@ -351,7 +371,12 @@ def _describe_type(tp: Any) -> str:
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return " or ".join(_describe_type(a) for a in args)
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        str: "a string",
+    }
     return names.get(tp, getattr(tp, "__name__", str(tp)))
 
 
@@ -372,7 +397,9 @@ def _flatten_errors(error: BaseException, path: str) -> list[str]:
                 allowed = ", ".join(a.name for a in attrs.fields(sub.cl))
                 extra = ", ".join(sorted(sub.extra_fields))
                 where = path.lstrip(".") or "the top level"
-                lines.append(f"{where}: unknown key(s) {extra}; allowed keys: {allowed}")
+                lines.append(
+                    f"{where}: unknown key(s) {extra}; allowed keys: {allowed}"
+                )
             elif isinstance(sub, _UnknownPlugin):
                 lines.append(str(sub))
             elif isinstance(sub, KeyError):
@@ -394,7 +421,10 @@ def _flatten_errors(error: BaseException, path: str) -> list[str]:
     if isinstance(error, ForbiddenExtraKeysError):
         allowed = ", ".join(a.name for a in attrs.fields(error.cl))
         extra = ", ".join(sorted(error.extra_fields))
-        return [f"{path or 'the top level'}: unknown key(s) {extra}; allowed keys: {allowed}"]
+        return [
+            f"{path or 'the top level'}: unknown key(s) {extra}; "
+            f"allowed keys: {allowed}"
+        ]
     if isinstance(error, FieldValueError):
         return [f"{path + '.' if path else ''}{error.field}: {error}"]
     return [f"{path or 'config'}: {error}"]
@@ -453,7 +483,9 @@ def config_to_dict(config: Config) -> dict[str, Any]:
 def _to_data(value: Any) -> Any:
     # By each value's own class, so a plugin's config keeps its own fields.
     if attrs.has(type(value)):
-        return {f.name: _to_data(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        return {
+            f.name: _to_data(getattr(value, f.name)) for f in attrs.fields(type(value))
+        }
     if isinstance(value, list | tuple):
         return [_to_data(v) for v in value]
     if isinstance(value, dict):
@@ -497,12 +529,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid JSON: {error}") from None
+            raise ConfigError(
+                f"config file {path} is not valid JSON: {error}"
+            ) from None
     else:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+            raise ConfigError(
+                f"config file {path} is not valid TOML: {error}"
+            ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a table at the top level")
     return data
@@ -530,7 +566,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return keys, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[tuple[list[str], Any]]) -> dict[str, Any]:
+def apply_overrides(
+    data: dict[str, Any], overrides: list[tuple[list[str], Any]]
+) -> dict[str, Any]:
     """Return ``data`` with each ``(keys, value)`` set at its dotted path."""
     result = _deep_copy(data)
     for keys, value in overrides:
@@ -541,7 +579,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[list[str], Any]]
                 child = node[key] = {}
             elif not isinstance(child, dict):
                 where = ".".join(keys[: depth + 1])
-                raise ConfigError(f"--set {'.'.join(keys)}: {where} is a value, not a table")
+                raise ConfigError(
+                    f"--set {'.'.join(keys)}: {where} is a value, not a table"
+                )
             node = child
         node[keys[-1]] = value
     return result

@@ -7,7 +7,13 @@ change. The CLI prints the message, without a traceback, and exits with status 2
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "FrontierError", "InputError", "PluginError", "SimulationError"]
+__all__ = [
+    "ConfigError",
+    "FrontierError",
+    "InputError",
+    "PluginError",
+    "SimulationError",
+]
 
 
 class FrontierError(Exception):

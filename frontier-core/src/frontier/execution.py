@@ -60,7 +60,9 @@ class ExecutionModel:
         result = []
         for stage, (dense, moe) in enumerate(self._stages):
             layers = dense + moe
-            seconds = layers * times.attention_s + dense * times.mlp_s + moe * times.moe_s
+            seconds = (
+                layers * times.attention_s + dense * times.mlp_s + moe * times.moe_s
+            )
             seconds += 2 * layers * all_reduce
             if stage == 0:
                 seconds += times.embedding_s

@@ -32,7 +32,12 @@ class PrefixCacheStats:
     figure to compare with a real engine's hit rate; ``all_*`` counts every one.
     """
 
-    __slots__ = ("all_hit_tokens", "all_query_tokens", "first_hit_tokens", "first_query_tokens")
+    __slots__ = (
+        "all_hit_tokens",
+        "all_query_tokens",
+        "first_hit_tokens",
+        "first_query_tokens",
+    )
 
     def __init__(self) -> None:
         self.first_query_tokens = 0
@@ -53,7 +58,9 @@ class PrefixCacheStats:
         return {
             "first_attempt_query_tokens": self.first_query_tokens,
             "first_attempt_hit_tokens": self.first_hit_tokens,
-            "first_attempt_hit_rate": _ratio(self.first_hit_tokens, self.first_query_tokens),
+            "first_attempt_hit_rate": _ratio(
+                self.first_hit_tokens, self.first_query_tokens
+            ),
             "all_attempts_query_tokens": self.all_query_tokens,
             "all_attempts_hit_tokens": self.all_hit_tokens,
             "all_attempts_hit_rate": _ratio(self.all_hit_tokens, self.all_query_tokens),
@@ -112,7 +119,10 @@ class KVBlockManager:
         return []
 
     def allocate(
-        self, request: Request, num_new_tokens: int, cached_blocks: list[int] | None = None
+        self,
+        request: Request,
+        num_new_tokens: int,
+        cached_blocks: list[int] | None = None,
     ) -> bool:
         """Give ``request`` the blocks to compute ``num_new_tokens`` more tokens.
 
@@ -159,7 +169,9 @@ class PrefixCachingBlockManager(KVBlockManager):
         self._ref_count = [0] * num_blocks
         self._block_hash: list[int | None] = [None] * num_blocks
         self._cached: dict[int, int] = {}
-        self._free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(range(num_blocks))
+        self._free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(
+            range(num_blocks)
+        )
         self._request_blocks: dict[int, list[int]] = {}
         self._num_hashed: dict[int, int] = {}
 
@@ -183,7 +195,10 @@ class PrefixCachingBlockManager(KVBlockManager):
         return blocks
 
     def allocate(
-        self, request: Request, num_new_tokens: int, cached_blocks: list[int] | None = None
+        self,
+        request: Request,
+        num_new_tokens: int,
+        cached_blocks: list[int] | None = None,
     ) -> bool:
         """Take ``cached_blocks`` and enough free blocks for ``num_new_tokens``.
 
@@ -194,7 +209,9 @@ class PrefixCachingBlockManager(KVBlockManager):
         num_held = len(held) if held else 0
         cached_blocks = cached_blocks or []
         total_tokens = request.num_computed_tokens + num_new_tokens
-        needed = max(0, -(-total_tokens // self.block_size) - num_held - len(cached_blocks))
+        needed = max(
+            0, -(-total_tokens // self.block_size) - num_held - len(cached_blocks)
+        )
         evictable_hits = sum(1 for b in cached_blocks if self._ref_count[b] == 0)
         if needed > self._num_free - evictable_hits:
             return False
@@ -232,7 +249,9 @@ class PrefixCachingBlockManager(KVBlockManager):
 
     def record_lookup(self, request: Request, hit_tokens: int) -> None:
         """Count a lookup of all of ``request``'s tokens that hit ``hit_tokens``."""
-        self.prefix_stats.record(request.num_tokens, hit_tokens, request.num_preemptions == 0)
+        self.prefix_stats.record(
+            request.num_tokens, hit_tokens, request.num_preemptions == 0
+        )
 
     def _take(self, block: int) -> None:
         if self._ref_count[block] == 0:
@@ -240,7 +259,9 @@ class PrefixCachingBlockManager(KVBlockManager):
             self._num_free -= 1
         self._ref_count[block] += 1
 
-    def _cache_full_blocks(self, request: Request, held: list[int], total_tokens: int) -> None:
+    def _cache_full_blocks(
+        self, request: Request, held: list[int], total_tokens: int
+    ) -> None:
         # vLLM v1 registers a block's hash as soon as the step that fills it is
         # scheduled. Only prompt blocks carry hashes here: generated tokens are not
         # known, so their blocks are never shared.

@@ -111,16 +111,16 @@ def plan_memory(
     else:
         width = 3 * model.intermediate_size // tp + 4 * model.hidden_size
         if model.is_moe:
-            width = max(width, 3 * model.expert_intermediate_size * model.num_experts_per_token)
+            width = max(
+                width, 3 * model.expert_intermediate_size * model.num_experts_per_token
+            )
         activation_bytes = max_num_batched_tokens * width * dtype_bytes
         activation_bytes += max_num_seqs * model.vocab_size * 4
     overhead_bytes = int(cache.overhead_memory_gib * GIB)
     budget_bytes = int(cache.gpu_memory_utilization * device.memory_bytes)
 
-    if model.is_mla:
-        kv_split = 1  # the latent is not split across heads: every rank keeps it
-    else:
-        kv_split = min(tp, model.num_kv_heads)
+    # MLA's latent is not split across heads: every rank keeps all of it.
+    kv_split = 1 if model.is_mla else min(tp, model.num_kv_heads)
     layers = layers_per_stage(model.num_layers, pp)[worst_stage]
     per_token_layer = model.kv_bytes_per_token_per_layer(kv_dtype_bytes) // kv_split
     block_bytes = cache.block_size * per_token_layer * layers
@@ -140,7 +140,8 @@ def plan_memory(
             f"blocks ({needed * block_bytes / GIB:.2f} GiB per GPU) but only "
             f"{num_blocks} fit: {cache.gpu_memory_utilization:g} x "
             f"{device.memory_gib:g} GiB = {budget_bytes / GIB:.2f} GiB, minus weights "
-            f"{weight_bytes / GIB:.2f} GiB, activations {activation_bytes / GIB:.2f} GiB "
+            f"{weight_bytes / GIB:.2f} GiB, activations "
+            f"{activation_bytes / GIB:.2f} GiB "
             f"and overhead {overhead_bytes / GIB:.2f} GiB leaves "
             f"{kv_cache_bytes / GIB:.2f} GiB for the KV cache. Lower "
             "model.max_model_len, raise parallel.tensor_parallel_size or "

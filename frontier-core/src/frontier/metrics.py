@@ -183,7 +183,9 @@ class MetricsCollector:
     @property
     def num_finished(self) -> int:
         """Requests that left the system, in any outcome."""
-        return sum(count for outcome, count in self.outcomes.items() if outcome != "pending")
+        return sum(
+            count for outcome, count in self.outcomes.items() if outcome != "pending"
+        )
 
     @property
     def num_completed(self) -> int:
@@ -192,7 +194,9 @@ class MetricsCollector:
 
     def duration(self) -> float:
         """Seconds from the first arrival to the last completion (0 if none)."""
-        if not math.isfinite(self.last_completion) or not math.isfinite(self.first_arrival):
+        if not math.isfinite(self.last_completion) or not math.isfinite(
+            self.first_arrival
+        ):
             return 0.0
         return self.last_completion - self.first_arrival
 
@@ -221,11 +225,15 @@ class MetricsCollector:
             "queue_delay_ms": self.queue_delay.summary(to_ms),
             "throughput": {
                 "duration_s": duration,
-                "first_arrival_s": self.first_arrival if math.isfinite(self.first_arrival) else 0.0,
+                "first_arrival_s": self.first_arrival
+                if math.isfinite(self.first_arrival)
+                else 0.0,
                 "makespan_s": self.last_completion if completed else 0.0,
                 "request_throughput_per_s": rate(completed),
                 "output_token_throughput_per_s": rate(self.output_tokens),
-                "total_token_throughput_per_s": rate(self.prompt_tokens + self.output_tokens),
+                "total_token_throughput_per_s": rate(
+                    self.prompt_tokens + self.output_tokens
+                ),
                 "prompt_tokens": self.prompt_tokens,
                 "output_tokens": self.output_tokens,
                 "prefix_cached_tokens": self.cached_tokens,

@@ -152,7 +152,11 @@ class ModelSpec:
             else:
                 q = h * self.num_heads * qk_head
             kv_down = h * (self.kv_lora_rank + self.qk_rope_head_dim)
-            kv_up = self.kv_lora_rank * self.num_heads * (self.qk_nope_head_dim + self.v_head_dim)
+            kv_up = (
+                self.kv_lora_rank
+                * self.num_heads
+                * (self.qk_nope_head_dim + self.v_head_dim)
+            )
             out = self.num_heads * self.v_head_dim * h
             return q + kv_down + kv_up + out
         q_and_out = 2 * h * self.num_heads * self.head_dim
@@ -225,7 +229,10 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         ConfigError: A required field is missing or not a positive integer.
     """
     if "text_config" in config and "hidden_size" not in config:
-        config = {**config["text_config"], **{"architectures": config.get("architectures")}}
+        config = {
+            **config["text_config"],
+            **{"architectures": config.get("architectures")},
+        }
 
     def need(*keys: str) -> int:
         value = _first(config, *keys)
@@ -239,7 +246,9 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
     heads = need("num_attention_heads", "n_head")
     kv_heads = _first(config, "num_key_value_heads", "n_kv_head", default=heads)
     head_dim = _first(config, "head_dim", default=hidden // heads)
-    num_experts = _first(config, "num_experts", "n_routed_experts", "num_local_experts", default=0)
+    num_experts = _first(
+        config, "num_experts", "n_routed_experts", "num_local_experts", default=0
+    )
     intermediate = _first(config, "intermediate_size", "ffn_dim", "n_inner", default=0)
     expert_width = _first(config, "moe_intermediate_size", default=intermediate)
     if num_experts and not intermediate:
@@ -259,11 +268,16 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         moe_step, moe_offset = config["decoder_sparse_step"], 1
     moe_step = moe_step or 1
     mlp_only = tuple(int(i) for i in config.get("mlp_only_layers") or ())
-    hidden_act = str(_first(config, "hidden_act", "activation_function", default="silu"))
-    model_type = str(config.get("model_type", ""))
-    gated = model_type not in {"gpt2", "opt", "gpt_bigcode", "falcon"} and "gelu_new" not in (
-        hidden_act
+    hidden_act = str(
+        _first(config, "hidden_act", "activation_function", default="silu")
     )
+    model_type = str(config.get("model_type", ""))
+    gated = model_type not in {
+        "gpt2",
+        "opt",
+        "gpt_bigcode",
+        "falcon",
+    } and "gelu_new" not in (hidden_act)
     dtype = str(_first(config, "torch_dtype", "dtype", default="bfloat16"))
     if dtype not in DTYPE_BYTES:
         dtype = "bfloat16"
@@ -277,7 +291,13 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         intermediate_size=int(intermediate),
         vocab_size=need("vocab_size"),
         max_position_embeddings=int(
-            _first(config, "max_position_embeddings", "n_positions", "seq_length", default=4096)
+            _first(
+                config,
+                "max_position_embeddings",
+                "n_positions",
+                "seq_length",
+                default=4096,
+            )
         ),
         gated_mlp=gated,
         tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
@@ -316,7 +336,9 @@ def _catalogue_lookup(name: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
-def load_model(name: str | None = None, config_path: str | Path | None = None) -> ModelSpec:
+def load_model(
+    name: str | None = None, config_path: str | Path | None = None
+) -> ModelSpec:
     """Resolve a model by catalogue name, or load it from a ``config.json`` path.
 
     Raises:
@@ -330,7 +352,9 @@ def load_model(name: str | None = None, config_path: str | Path | None = None) -
         except FileNotFoundError:
             raise ConfigError(f"model config file {path} does not exist") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(f"model config file {path} is not valid JSON: {error}") from None
+            raise ConfigError(
+                f"model config file {path} is not valid JSON: {error}"
+            ) from None
         if not isinstance(config, dict):
             raise ConfigError(f"model config file {path} must hold a JSON object")
         return spec_from_hf_config(config, name or path.stem, str(path))

@@ -231,7 +231,9 @@ class ReplicaScheduler(abc.ABC):
         """Form the next batch, or ``None`` when nothing can run now."""
 
     @abc.abstractmethod
-    def on_batch_end(self, batch: Batch, finished: Sequence[Request], now: float) -> None:
+    def on_batch_end(
+        self, batch: Batch, finished: Sequence[Request], now: float
+    ) -> None:
         """Account a finished batch; ``finished`` requests have left (blocks freed)."""
 
     @property
@@ -457,7 +459,9 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
     manager.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}
     wanted = _wanted()
-    for point in sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda p: p.name):
+    for point in sorted(
+        entry_points(group=hookspecs.PROJECT_NAME), key=lambda p: p.name
+    ):
         dist = point.dist
         dist_name = dist.name if dist is not None else "?"
         version = dist.version if dist is not None else "?"

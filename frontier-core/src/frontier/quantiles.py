@@ -110,7 +110,9 @@ class Distribution:
         self._zeros += int(counts[~positive].sum())
         values = values[positive]
         counts = counts[positive]
-        index = np.ceil(np.log(values) / self._log_gamma).astype(np.int64) - self._offset
+        index = (
+            np.ceil(np.log(values) / self._log_gamma).astype(np.int64) - self._offset
+        )
         np.clip(index, 0, self._size - 1, out=index)
         np.add.at(self._buckets, index, counts)
 

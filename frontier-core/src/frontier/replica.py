@@ -160,4 +160,8 @@ class Replica:
 
     def utilisation(self, duration: float) -> float:
         """Fraction of ``duration`` the first stage was busy."""
-        return self.busy_time / duration if duration > 0 and math.isfinite(duration) else 0.0
+        return (
+            self.busy_time / duration
+            if duration > 0 and math.isfinite(duration)
+            else 0.0
+        )

@@ -111,7 +111,9 @@ class Simulation:
             config.device.name, config.device.overrides(), config.device.catalogue_path
         )
         self.dtype, self.kv_cache_dtype = resolve_dtypes(config, self.model)
-        self.max_model_len = config.model.max_model_len or self.model.max_position_embeddings
+        self.max_model_len = (
+            config.model.max_model_len or self.model.max_position_embeddings
+        )
         if self.max_model_len > self.model.max_position_embeddings:
             # vLLM refuses this too (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set).
             raise ConfigError(
@@ -129,7 +131,9 @@ class Simulation:
         )
         self._check_parallelism()
 
-        scheduler_entry = registry.get("replica_scheduler", config.replica_scheduler.type)
+        scheduler_entry = registry.get(
+            "replica_scheduler", config.replica_scheduler.type
+        )
         max_tokens, max_seqs = scheduler_entry.factory.planning_limits(
             config.replica_scheduler, self.execution_context, self.max_model_len
         )
@@ -145,7 +149,9 @@ class Simulation:
             max_model_len=self.max_model_len,
         )
 
-        self.generator = registry.get("request_generator", config.workload.type).factory(
+        self.generator = registry.get(
+            "request_generator", config.workload.type
+        ).factory(
             config.workload,
             WorkloadContext(
                 seed=config.seed,
@@ -160,12 +166,15 @@ class Simulation:
             config.cc_backend, self.execution_context
         )
         self.execution = ExecutionModel(
-            self.execution_context, self.predictor, self.cc_backend, DTYPE_BYTES[self.dtype]
+            self.execution_context,
+            self.predictor,
+            self.cc_backend,
+            DTYPE_BYTES[self.dtype],
         )
         num_replicas = config.parallel.num_replicas
-        self.router = registry.get("cluster_scheduler", config.cluster_scheduler.type).factory(
-            config.cluster_scheduler, num_replicas, config.seed
-        )
+        self.router = registry.get(
+            "cluster_scheduler", config.cluster_scheduler.type
+        ).factory(config.cluster_scheduler, num_replicas, config.seed)
         self._scheduler_factory = scheduler_entry.factory
         self.replicas: list[Replica] = []
         self.metrics: MetricsCollector | None = None
@@ -188,7 +197,9 @@ class Simulation:
     def _new_block_manager(self) -> KVBlockManager:
         cache = self.config.cache
         if cache.enable_prefix_caching and self.generator.provides_block_hashes:
-            return PrefixCachingBlockManager(self.memory_plan.num_blocks, cache.block_size)
+            return PrefixCachingBlockManager(
+                self.memory_plan.num_blocks, cache.block_size
+            )
         # Without hashes no block can be shared, so counting blocks is exact.
         return KVBlockManager(self.memory_plan.num_blocks, cache.block_size)
 
@@ -206,7 +217,9 @@ class Simulation:
                 reject=replica.reject,
                 seed=self.config.seed + replica_id,
             )
-            replica.scheduler = self._scheduler_factory(self.config.replica_scheduler, context)
+            replica.scheduler = self._scheduler_factory(
+                self.config.replica_scheduler, context
+            )
             self.replicas.append(replica)
 
     # ------------------------------------------------------------------ running
@@ -235,7 +248,9 @@ class Simulation:
         request_csv = None
         if output_dir is not None:
             output_dir.mkdir(parents=True, exist_ok=True)
-            (output_dir / "config.toml").write_text(config_to_toml(self.config), "utf-8")
+            (output_dir / "config.toml").write_text(
+                config_to_toml(self.config), "utf-8"
+            )
             if self.config.metrics.write_request_metrics:
                 request_csv = output_dir / "request_metrics.csv"
         metrics = MetricsCollector(request_csv, on_request)
@@ -257,7 +272,9 @@ class Simulation:
             (output_dir / "system_metrics.json").write_text(text + "\n", "utf-8")
         return RunResult(summary=summary, output_dir=output_dir, wall_time_s=wall)
 
-    def _loop(self, metrics: MetricsCollector, progress: Callable[[int], None] | None) -> None:
+    def _loop(
+        self, metrics: MetricsCollector, progress: Callable[[int], None] | None
+    ) -> None:
         queue = EventQueue()
         replicas = self.replicas
         router = self.router
@@ -299,7 +316,9 @@ class Simulation:
                             f"{upcoming.arrived_at} s, before request "
                             f"{request.request_id} at {request.arrived_at} s"
                         )
-                    queue.push(upcoming.arrived_at, Priority.ARRIVAL, _ARRIVAL, upcoming)
+                    queue.push(
+                        upcoming.arrived_at, Priority.ARRIVAL, _ARRIVAL, upcoming
+                    )
                 if not self._admit(request, max_model_len, metrics):
                     continue
                 replica = replicas[router.route(request, replicas)]
@@ -315,10 +334,17 @@ class Simulation:
                 flight = replica.start_batch(now)
                 if flight is None:
                     continue
-                queue.push(flight.finishes_at, Priority.BATCH_END, _BATCH_END, (replica, flight))
+                queue.push(
+                    flight.finishes_at,
+                    Priority.BATCH_END,
+                    _BATCH_END,
+                    (replica, flight),
+                )
                 if replica.num_in_flight < replica.num_stages:
                     replica.schedule_pending = True
-                    queue.push(replica.stage_free_at[0], Priority.SCHEDULE, _SCHEDULE, replica)
+                    queue.push(
+                        replica.stage_free_at[0], Priority.SCHEDULE, _SCHEDULE, replica
+                    )
             if progress is not None and events % 4096 == 0:
                 progress(metrics.num_finished)
 
@@ -338,7 +364,9 @@ class Simulation:
                 "check the scheduler's limits against the KV cache size."
             )
 
-    def _admit(self, request: Request, max_model_len: int, metrics: MetricsCollector) -> bool:
+    def _admit(
+        self, request: Request, max_model_len: int, metrics: MetricsCollector
+    ) -> bool:
         """Apply the engine's length rules; reject or cut, and count it.
 
         vLLM rejects a prompt that leaves no room for one output token
@@ -353,7 +381,9 @@ class Simulation:
         if prompt + request.num_output_tokens > max_model_len:
             request.max_output_tokens = max_model_len - prompt
             request.outcome = Outcome.TRUNCATED
-        blocks_needed = -(-(prompt + request.max_output_tokens - 1) // self.config.cache.block_size)
+        blocks_needed = -(
+            -(prompt + request.max_output_tokens - 1) // self.config.cache.block_size
+        )
         if blocks_needed > self.memory_plan.num_blocks:
             request.outcome = Outcome.REJECTED_NO_FIT
             metrics.record_request(request)
@@ -400,11 +430,15 @@ class Simulation:
                 totals.get("all_attempts_hit_tokens", 0) / all_q if all_q else 0.0
             )
         summary["prefix_cache"] = {
-            "enabled": bool(self.replicas and self.replicas[0].block_manager.enable_prefix_caching),
+            "enabled": bool(
+                self.replicas and self.replicas[0].block_manager.enable_prefix_caching
+            ),
             **totals,
         }
         summary["memory"] = self.memory_plan.as_dict()
-        summary["scheduler"] = self.replicas[0].scheduler.describe() if self.replicas else {}
+        summary["scheduler"] = (
+            self.replicas[0].scheduler.describe() if self.replicas else {}
+        )
         summary["predictor"] = self.predictor.describe()
         summary["replicas"] = [
             {

@@ -32,7 +32,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="frontier",
-    help="Frontier: simulate LLM inference serving (TTFT, TPOT, throughput) in seconds.",
+    help="Frontier: simulate LLM inference serving (TTFT, TPOT, throughput).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -44,7 +44,8 @@ def print_summary(console: Console, result: RunResult) -> None:
     console.print(table)
     rejected = requests["rejected_too_long"] + requests["rejected_no_fit"]
     console.print(
-        f"requests: {requests['completed']} completed, {requests['truncated']} truncated, "
+        f"requests: {requests['completed']} completed, "
+        f"{requests['truncated']} truncated, "
         f"{rejected} rejected, {requests['aborted']} aborted; "
         f"preemptions: {summary['preemption']['total']}"
     )

@@ -86,7 +86,9 @@ def lengths(spec: LengthDistribution, rng: np.random.Generator) -> Iterator[int]
             chunk = spec.min + np.searchsorted(cdf, rng.random(CHUNK), side="right")
             chunk = np.minimum(chunk, spec.max)
         else:
-            chunk = np.rint(spec.value * np.exp(spec.sigma * rng.standard_normal(CHUNK)))
+            chunk = np.rint(
+                spec.value * np.exp(spec.sigma * rng.standard_normal(CHUNK))
+            )
             chunk = np.clip(chunk, spec.min, spec.max)
         yield from chunk.astype(np.int64).tolist()
 

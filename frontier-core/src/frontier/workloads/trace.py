@@ -100,9 +100,13 @@ class TraceGenerator(RequestGenerator):
             with self.path.open(newline="", encoding="utf-8") as handle:
                 header = next(csv.reader(handle), None)
         except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{self.path}: cannot be read as UTF-8 CSV: {error}") from None
+            raise InputError(
+                f"{self.path}: cannot be read as UTF-8 CSV: {error}"
+            ) from None
         if not header:
-            raise InputError(f"{self.path}: the file is empty; expected a CSV header row")
+            raise InputError(
+                f"{self.path}: the file is empty; expected a CSV header row"
+            )
         return [column.strip() for column in header]
 
     def _arrival_mode(self) -> str:
@@ -124,7 +128,9 @@ class TraceGenerator(RequestGenerator):
                 f'workload.arrival = "trace" but {self.path} has no arrived_at column'
             )
         if mode in ("poisson", "gamma", "fixed") and config.qps is None:
-            raise ConfigError(f'workload.qps is required with workload.arrival = "{mode}"')
+            raise ConfigError(
+                f'workload.qps is required with workload.arrival = "{mode}"'
+            )
         return mode
 
     @property
@@ -174,7 +180,9 @@ class TraceGenerator(RequestGenerator):
                 if generated is not None:
                     arrived_at = next(generated)
                 else:
-                    arrived_at = self._time(row, time_col, row_number) * config.time_scale
+                    arrived_at = (
+                        self._time(row, time_col, row_number) * config.time_scale
+                    )
                     if arrived_at < previous:
                         raise InputError(
                             f"{self.path}, row {row_number}, column arrived_at: "
@@ -229,7 +237,8 @@ class TraceGenerator(RequestGenerator):
             ids = [int(part) for part in text.split("|") if part.strip()]
         except ValueError:
             raise InputError(
-                f"{self.path}, row {row_number}, column block_hash_ids: {text!r} is not "
+                f"{self.path}, row {row_number}, column block_hash_ids: "
+                f"{text!r} is not "
                 "a |-separated list of integers"
             ) from None
         return chain_block_hashes(ids)
