@@ -103,7 +103,7 @@ def test_preemption_by_recompute(run_scenario, tmp_path):
 
 
 def test_prompt_too_long_is_rejected_and_run_ends(run_scenario, tmp_path):
-    """A prompt leaving no room for an output token is rejected; long outputs are cut."""
+    """A prompt leaving no room for a token is rejected; long outputs are cut."""
     _, result = run_scenario(
         [[0.0, 64, 5], [0.0, 60, 10], [0.0, 20, 2]],
         output_dir=tmp_path,
