@@ -18,7 +18,7 @@ stays inside one node, its network figures once it spans nodes.
 from __future__ import annotations
 
 import attrs
-from frontier.config import CCBackendConfig
+from frontier.config import CCBackendConfig, fraction
 from frontier.plugins import CCBackend, ExecutionContext
 
 __all__ = ["AnalyticalBackend", "AnalyticalConfig"]
@@ -34,12 +34,7 @@ class AnalyticalConfig(CCBackendConfig):
     """
 
     type: str = "analytical"
-    bandwidth_efficiency: float = attrs.field(default=0.8)
-
-    @bandwidth_efficiency.validator
-    def _check(self, attribute: attrs.Attribute, value: float) -> None:
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"must be in (0, 1], got {value!r}")
+    bandwidth_efficiency: float = attrs.field(default=0.8, validator=fraction)
 
 
 class AnalyticalBackend(CCBackend):

@@ -396,7 +396,9 @@ def _flatten_errors(error: BaseException, path: str) -> list[str]:
             elif isinstance(sub, ForbiddenExtraKeysError):
                 allowed = ", ".join(a.name for a in attrs.fields(sub.cl))
                 extra = ", ".join(sorted(sub.extra_fields))
-                where = path.lstrip(".") or "the top level"
+                # Raised by a slot's own hook (an option-less plugin), so the
+                # unknown keys belong to this field, not to its parent.
+                where = sub_path or "the top level"
                 lines.append(
                     f"{where}: unknown key(s) {extra}; allowed keys: {allowed}"
                 )

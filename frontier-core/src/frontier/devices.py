@@ -81,6 +81,7 @@ class DeviceSpec:
 
 
 _FIELDS = {field.name for field in attrs.fields(DeviceSpec)}
+_NUMBERS = [f.name for f in attrs.fields(DeviceSpec) if f.name not in ("name", "vendor")]
 
 
 @cache
@@ -127,14 +128,16 @@ def load_device(
     """
     catalogue = dict(device_catalogue())
     source = "built-in device catalogue"
+    found = None
     if catalogue_path is not None:
         path = Path(catalogue_path)
         user = _read_user_catalogue(path)
-        found = _find(name, user)
+        found = _find(name, user)  # the user's names and aliases win
         if found is not None:
             source = str(path)
         catalogue = {**catalogue, **user}
-    found = _find(name, catalogue)
+    if found is None:
+        found = _find(name, catalogue)
     if found is None:
         known = ", ".join(catalogue)
         raise ConfigError(
@@ -149,8 +152,11 @@ def load_device(
         spec = DeviceSpec(**fields)
     except TypeError as error:
         raise ConfigError(f"device {key!r} from {source}: {error}") from None
-    for field in ("bf16_tflops", "memory_gib", "memory_bandwidth_gbps"):
+    for field in _NUMBERS:
         value = getattr(spec, field)
-        if not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"device.{field} of {key!r} must be a positive number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(
+                f"device.{field} of {key!r} ({source}) must be a positive number, "
+                f"got {value!r}"
+            )
     return spec
