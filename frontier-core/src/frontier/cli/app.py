@@ -128,6 +128,12 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar.")
     ] = False,
+    profile_sim: Annotated[
+        bool,
+        typer.Option(
+            "--profile-sim", help="Print where the simulator spends its time (stderr)."
+        ),
+    ] = False,
 ) -> None:
     """Simulate a deployment and workload; write metrics and print a summary."""
     from frontier.cli.progress import progress_bar
@@ -157,7 +163,12 @@ def run(
         out = run_directory(config, simulation.model.name, simulation.generator.label)
     show = config.metrics.progress and not quiet
     with progress_bar(simulation.generator.num_requests, enabled=show) as advance:
-        result = simulation.run(out, progress=advance)
+        if profile_sim:
+            from frontier.cli.profiling import profiled
+
+            result = profiled(lambda: simulation.run(out, progress=advance), stderr)
+        else:
+            result = simulation.run(out, progress=advance)
     if json_:
         sys.stdout.write(json.dumps(result.summary, indent=2) + "\n")
     else:
