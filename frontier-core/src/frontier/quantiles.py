@@ -49,6 +49,7 @@ class Distribution:
         self._offset = math.floor(math.log(lowest) / self._log_gamma)
         self._size = math.ceil(math.log(highest) / self._log_gamma) - self._offset + 1
         self._buckets: np.ndarray | None = None
+        self._pending: list[float] = []
         self._zeros = 0
         self.count = 0
         self._sum = 0.0
@@ -76,7 +77,16 @@ class Distribution:
             if len(samples) > self.exact_limit:
                 self._to_sketch()
         else:
-            self._bucket_many(np.array([value]), np.array([1]))
+            pending = self._pending
+            pending.append(value)
+            if len(pending) >= 4096:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            values = np.array(self._pending)
+            self._pending.clear()
+            self._bucket_many(values, np.ones(values.size, dtype=np.int64))
 
     def add_repeated(self, values: np.ndarray, counts: np.ndarray) -> None:
         """Add ``counts[i]`` copies of ``values[i]`` for every ``i``."""
@@ -127,6 +137,7 @@ class Distribution:
             return math.nan
         if self._samples is not None:
             return float(np.percentile(np.frombuffer(self._samples, dtype=float), q))
+        self._flush()
         rank = q / 100 * (self.count - 1)
         if rank < self._zeros:
             return 0.0
