@@ -89,6 +89,7 @@ class KVBlockManager:
         self.num_blocks = num_blocks
         self.block_size = block_size
         self._num_free = num_blocks
+        self._num_taken = 0
         self.prefix_stats = PrefixCacheStats()
 
     @property
@@ -110,9 +111,36 @@ class KVBlockManager:
         total = request.num_computed_tokens + num_new_tokens
         return max(0, -(-total // self.block_size) - request.num_blocks)
 
-    def can_allocate(self, request: Request, num_new_tokens: int) -> bool:
-        """Whether :meth:`allocate` would succeed now."""
+    def can_allocate(
+        self,
+        request: Request,
+        num_new_tokens: int,
+        cached_blocks: list[int] | None = None,
+    ) -> bool:
+        """Whether :meth:`allocate` with the same arguments would succeed now."""
         return self.blocks_needed(request, num_new_tokens) <= self._num_free
+
+    def take_blocks(self, num_blocks: int) -> bool:
+        """Hold ``num_blocks`` blocks that belong to no request.
+
+        For a scheduler that keeps its own cache structure (SGLang's radix tree)
+        and only needs the core to count capacity. Fails, changing nothing, when
+        fewer blocks are free.
+        """
+        if num_blocks > self._num_free:
+            return False
+        self._num_free -= num_blocks
+        self._num_taken += num_blocks
+        return True
+
+    def return_blocks(self, num_blocks: int) -> None:
+        """Give back ``num_blocks`` blocks held through :meth:`take_blocks`."""
+        if not 0 <= num_blocks <= self._num_taken:
+            raise ValueError(
+                f"returning {num_blocks} blocks but {self._num_taken} are taken"
+            )
+        self._num_free += num_blocks
+        self._num_taken -= num_blocks
 
     def find_cached_prefix(self, request: Request) -> list[int]:
         """Cached blocks that cover the start of ``request``'s tokens (none here)."""
@@ -174,6 +202,7 @@ class PrefixCachingBlockManager(KVBlockManager):
         )
         self._request_blocks: dict[int, list[int]] = {}
         self._num_hashed: dict[int, int] = {}
+        self._anonymous: list[int] = []
 
     def find_cached_prefix(self, request: Request) -> list[int]:
         """Blocks of the longest cached run of ``request``'s prompt blocks.
@@ -194,6 +223,59 @@ class PrefixCachingBlockManager(KVBlockManager):
             blocks.append(block)
         return blocks
 
+    def can_allocate(
+        self,
+        request: Request,
+        num_new_tokens: int,
+        cached_blocks: list[int] | None = None,
+    ) -> bool:
+        """Whether :meth:`allocate` with the same arguments would succeed now."""
+        return self._blocks_to_allocate(request, num_new_tokens, cached_blocks or [])[1]
+
+    def take_blocks(self, num_blocks: int) -> bool:
+        """Hold ``num_blocks`` blocks outside any request, evicting LRU cached ones."""
+        if num_blocks > self._num_free:
+            return False
+        for _ in range(num_blocks):
+            self._anonymous.append(self._pop_free())
+        self._num_taken += num_blocks
+        return True
+
+    def return_blocks(self, num_blocks: int) -> None:
+        """Give back ``num_blocks`` blocks held through :meth:`take_blocks`."""
+        if not 0 <= num_blocks <= self._num_taken:
+            raise ValueError(
+                f"returning {num_blocks} blocks but {self._num_taken} are taken"
+            )
+        for _ in range(num_blocks):
+            block = self._anonymous.pop()
+            self._ref_count[block] = 0
+            self._free_queue[block] = None
+            self._num_free += 1
+        self._num_taken -= num_blocks
+
+    def _blocks_to_allocate(
+        self, request: Request, num_new_tokens: int, cached_blocks: list[int]
+    ) -> tuple[int, bool]:
+        held = self._request_blocks.get(request.request_id)
+        num_held = len(held) if held else 0
+        total_tokens = request.num_computed_tokens + num_new_tokens
+        needed = max(
+            0, -(-total_tokens // self.block_size) - num_held - len(cached_blocks)
+        )
+        evictable_hits = sum(1 for b in cached_blocks if self._ref_count[b] == 0)
+        return needed, needed <= self._num_free - evictable_hits
+
+    def _pop_free(self) -> int:
+        block, _ = self._free_queue.popitem(last=False)
+        old_hash = self._block_hash[block]
+        if old_hash is not None:
+            del self._cached[old_hash]
+            self._block_hash[block] = None
+        self._ref_count[block] = 1
+        self._num_free -= 1
+        return block
+
     def allocate(
         self,
         request: Request,
@@ -205,31 +287,20 @@ class PrefixCachingBlockManager(KVBlockManager):
         Cached blocks that sit in the free queue count against the free blocks,
         as vLLM v1 ``allocate_slots`` counts them, so the check is exact.
         """
-        held = self._request_blocks.get(request.request_id)
-        num_held = len(held) if held else 0
         cached_blocks = cached_blocks or []
-        total_tokens = request.num_computed_tokens + num_new_tokens
-        needed = max(
-            0, -(-total_tokens // self.block_size) - num_held - len(cached_blocks)
-        )
-        evictable_hits = sum(1 for b in cached_blocks if self._ref_count[b] == 0)
-        if needed > self._num_free - evictable_hits:
+        needed, fits = self._blocks_to_allocate(request, num_new_tokens, cached_blocks)
+        if not fits:
             return False
 
+        held = self._request_blocks.get(request.request_id)
         if held is None:
             held = self._request_blocks[request.request_id] = []
         for block in cached_blocks:
             self._take(block)
             held.append(block)
         for _ in range(needed):
-            block, _ = self._free_queue.popitem(last=False)
-            old_hash = self._block_hash[block]
-            if old_hash is not None:
-                del self._cached[old_hash]
-                self._block_hash[block] = None
-            self._ref_count[block] = 1
-            self._num_free -= 1
-            held.append(block)
+            held.append(self._pop_free())
+        total_tokens = request.num_computed_tokens + num_new_tokens
         request.num_blocks = len(held)
         self._cache_full_blocks(request, held, total_tokens)
         return True
