@@ -1,13 +1,15 @@
-"""Registers this distribution's execution-time predictors."""
+"""Registers this distribution's execution-time predictors and commands."""
 
 from __future__ import annotations
 
 from frontier.hookspecs import hookimpl
 
 from frontier_predictors.roofline import RooflineConfig, RooflinePredictor
+from frontier_predictors.sklearn_predictor import SklearnConfig, SklearnPredictor
 
 
 @hookimpl
 def frontier_register_predictors(registry):
-    """Add ``roofline``."""
+    """Add ``roofline`` and ``sklearn``."""
     registry.register("roofline", RooflinePredictor, RooflineConfig)
+    registry.register("sklearn", SklearnPredictor, SklearnConfig)

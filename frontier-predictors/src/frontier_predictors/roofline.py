@@ -4,36 +4,47 @@ For every operator of a layer, on one tensor-parallel rank (Williams, Waterman a
 Patterson, "Roofline", CACM 2009)::
 
     time_s = max(flops / (peak_flops * compute_efficiency),
-                 bytes / (memory_bandwidth * memory_efficiency)) + launch_overhead
+                 bytes / (memory_bandwidth * memory_efficiency)) + overhead_s
 
-FLOPs and bytes per operator (``T`` tokens in the step, ``H`` hidden size, ``b``
-bytes per element, widths divided by the TP size):
-
-- a linear layer ``in -> out``: ``2 T in out`` FLOPs; ``(in out + T in + T out) b``
-  bytes (weights read once, activations in and out);
-- attention of a prefill chunk of ``q`` tokens over ``c`` cached tokens (causal):
-  ``4 d h (q c + q (q + 1) / 2)`` FLOPs for ``h`` heads of width ``d`` (QK^T and PV);
-  bytes: the KV of ``c + q`` tokens plus Q and O;
-- attention of decodes: ``4 d h`` FLOPs per context token; bytes: the KV read,
-  ``sum(context) * kv_bytes_per_token``;
-- MoE: ``2 T k 3 H I_e`` FLOPs for top-``k`` routing; weights of the experts hit,
-  ``E (1 - (1 - k / E) ** T)`` in expectation under uniform routing;
-- elementwise operators (norms, rotary, activation, residual add): memory-bound,
-  a read and a write of their tensors.
-
-The efficiency factors default to typical measured fractions of peak on A100/H100
-class GPUs; ``frontier train --predictor roofline`` fits them to a profile.
+with FLOPs and bytes from :mod:`frontier_predictors.costs`. Uncalibrated, the
+efficiencies are the config's per-family factors (GEMM, attention, elementwise;
+typical fractions of peak on A100/H100-class GPUs) and the overhead is
+``launch_overhead_us`` per kernel. ``frontier train --predictor roofline`` fits a
+compute efficiency, a memory efficiency and an overhead per operator to a profile
+and writes them to a JSON file; ``calibration_path`` loads it. The efficiencies are
+fractions of the device's peaks, so a calibration carries to devices and models
+that were never profiled.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+from typing import Any
+
 import attrs
-from frontier.batch import Batch
+import numpy as np
 from frontier.config import PredictorConfig
+from frontier.errors import ConfigError
 from frontier.models import DTYPE_BYTES
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
 
-__all__ = ["RooflineConfig", "RooflinePredictor"]
+from frontier_predictors.costs import OperatorCosts
+from frontier_predictors.operators import OPERATORS, Cost
+
+__all__ = [
+    "CALIBRATION_FORMAT",
+    "OperatorFactors",
+    "Roofline",
+    "RooflineConfig",
+    "RooflinePredictor",
+    "default_factors",
+    "load_calibration",
+    "roofline_for",
+]
+
+CALIBRATION_FORMAT = "frontier-roofline-calibration/1"
 
 
 def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
@@ -57,8 +68,9 @@ class RooflineConfig(PredictorConfig):
         attention_memory_efficiency: Fraction of bandwidth of decode attention.
         elementwise_memory_efficiency: Fraction of bandwidth of elementwise ops.
         launch_overhead_us: Fixed cost per kernel, microseconds.
-        calibration_path: JSON file of fitted factors (from ``frontier train``);
-            its values replace the ones above.
+        calibration_path: JSON file of fitted per-operator factors (written by
+            ``frontier train --predictor roofline``); operators it lists use its
+            factors instead of the ones above.
     """
 
     type: str = "roofline"
@@ -71,130 +83,194 @@ class RooflineConfig(PredictorConfig):
     calibration_path: str | None = None
 
 
+@attrs.frozen
+class OperatorFactors:
+    """How close one operator gets to the device's peaks.
+
+    Attributes:
+        compute_efficiency: Fraction of peak FLOP/s.
+        memory_efficiency: Fraction of memory bandwidth.
+        overhead_s: Fixed time added (kernel launches, synchronisation), seconds.
+    """
+
+    compute_efficiency: float
+    memory_efficiency: float
+    overhead_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        """JSON form (overhead in microseconds)."""
+        return {
+            "compute_efficiency": self.compute_efficiency,
+            "memory_efficiency": self.memory_efficiency,
+            "overhead_us": self.overhead_s * 1e6,
+        }
+
+
+def default_factors(config: RooflineConfig | None = None) -> dict[str, OperatorFactors]:
+    """Per-operator factors from the config's per-family efficiencies.
+
+    Operators marked ``profiled_only`` get none: the roofline answers zero for
+    them unless a calibration provides factors.
+    """
+    config = config or RooflineConfig()
+    launch = config.launch_overhead_us * 1e-6
+    result = {}
+    for name, op in OPERATORS.items():
+        if op.profiled_only:
+            continue
+        if op.cost is Cost.GEMM:
+            compute, memory = (
+                config.gemm_compute_efficiency,
+                config.gemm_memory_efficiency,
+            )
+        elif op.cost is Cost.ATTENTION:
+            compute = config.attention_compute_efficiency
+            memory = config.attention_memory_efficiency
+        else:
+            compute, memory = 1.0, config.elementwise_memory_efficiency
+        result[name] = OperatorFactors(compute, memory, launch * op.kernels)
+    return result
+
+
+def load_calibration(path: str | Path) -> dict[str, OperatorFactors]:
+    """Per-operator factors from a calibration JSON file.
+
+    Raises:
+        ConfigError: The file is missing, is not a calibration, or holds a factor
+            out of range; the message names the file and the operator.
+    """
+    path = Path(path)
+    where = f"predictor.calibration_path {path}"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{where} does not exist; write it with `frontier train`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
+        raise ConfigError(
+            f"{where} is not a roofline calibration (its 'format' must be "
+            f"{CALIBRATION_FORMAT!r}); write one with "
+            "`frontier train --predictor roofline`"
+        )
+    operators = data.get("operators")
+    if not isinstance(operators, dict):
+        raise ConfigError(f"{where}: 'operators' must be an object")
+    result = {}
+    for name, entry in operators.items():
+        if name not in OPERATORS:
+            raise ConfigError(f"{where}: unknown operator {name!r}")
+        try:
+            compute = float(entry["compute_efficiency"])
+            memory = float(entry["memory_efficiency"])
+            overhead = float(entry["overhead_us"]) * 1e-6
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(
+                f"{where}: operator {name!r} needs numbers compute_efficiency, "
+                "memory_efficiency and overhead_us"
+            ) from None
+        if not (0 < compute <= 1 and 0 < memory <= 1 and overhead >= 0):
+            raise ConfigError(
+                f"{where}: operator {name!r} has factors out of range (efficiencies "
+                "in (0, 1], overhead zero or more)"
+            )
+        result[name] = OperatorFactors(compute, memory, overhead)
+    return result
+
+
+class Roofline:
+    """Operator times from FLOPs and bytes against a device's peaks.
+
+    Args:
+        costs: FLOPs and bytes per operator.
+        peak_flops: Device peak for the dtype, FLOP/s.
+        bandwidth: Memory bandwidth, B/s.
+        factors: Per-operator efficiencies and overheads.
+    """
+
+    def __init__(
+        self,
+        costs: OperatorCosts,
+        peak_flops: float,
+        bandwidth: float,
+        factors: dict[str, OperatorFactors],
+    ) -> None:
+        self.costs = costs
+        self.peak_flops = peak_flops
+        self.bandwidth = bandwidth
+        self.factors = factors
+        self._rates = {
+            name: (
+                1.0 / (peak_flops * f.compute_efficiency),
+                1.0 / (bandwidth * f.memory_efficiency),
+                f.overhead_s,
+            )
+            for name, f in factors.items()
+        }
+
+    def time(self, name: str, x: Any, y: Any = None) -> Any:
+        """Seconds of operator ``name`` at feature ``x`` (and ``y``); arrays or
+        floats. Zero where the feature is zero (the operator does not run) and
+        for operators without factors."""
+        rates = self._rates.get(name)
+        if rates is None:
+            return 0.0 * x
+        flops, traffic = self.costs.flops_bytes(name, x, y)
+        per_flop, per_byte, overhead = rates
+        if isinstance(x, np.ndarray):
+            seconds = np.maximum(flops * per_flop, traffic * per_byte) + overhead
+            return np.where(x > 0, seconds, 0.0)
+        if x <= 0:
+            return 0.0
+        return max(flops * per_flop, traffic * per_byte) + overhead
+
+
+def roofline_for(
+    context: ExecutionContext, factors: dict[str, OperatorFactors]
+) -> Roofline:
+    """The roofline of ``context``'s model, device, TP size and dtypes."""
+    costs = OperatorCosts(
+        context.model,
+        context.parallel.tensor_parallel_size,
+        DTYPE_BYTES[context.dtype],
+        DTYPE_BYTES[context.kv_cache_dtype],
+    )
+    device = context.device
+    return Roofline(
+        costs, device.peak_flops(context.dtype), device.memory_bandwidth, factors
+    )
+
+
 class RooflinePredictor(Predictor):
     """Operator times from FLOPs and bytes against the device's peaks."""
 
     def __init__(self, config: RooflineConfig, context: ExecutionContext) -> None:
         super().__init__(config, context)
-        model = context.model
-        device = context.device
-        tp = context.parallel.tensor_parallel_size
-        self.b = DTYPE_BYTES[context.dtype]
-        kv_b = DTYPE_BYTES[context.kv_cache_dtype]
-        peak = device.peak_flops(context.dtype)
-        bandwidth = device.memory_bandwidth
-        self._gemm_flops = peak * config.gemm_compute_efficiency
-        self._gemm_bw = bandwidth * config.gemm_memory_efficiency
-        self._attn_flops = peak * config.attention_compute_efficiency
-        self._attn_bw = bandwidth * config.attention_memory_efficiency
-        self._elem_bw = bandwidth * config.elementwise_memory_efficiency
-        self._launch = config.launch_overhead_us * 1e-6
+        from frontier_predictors.tables import StepTables
 
-        h = model.hidden_size
-        self.h = h
-        heads = model.num_heads // tp
-        if model.is_mla:
-            head_dim = model.qk_nope_head_dim + model.qk_rope_head_dim
-            self._kv_bytes_per_token = model.kv_bytes_per_token_per_layer(kv_b)
-            qkv_out = model.attention_params() // h - model.num_heads * model.v_head_dim
-            self._qkv = (h, max(1, qkv_out // tp))
-            self._o = (heads * model.v_head_dim, h)
-        else:
-            head_dim = model.head_dim
-            kv_split = min(tp, model.num_kv_heads)
-            self._kv_bytes_per_token = model.kv_bytes_per_token_per_layer(kv_b) // kv_split
-            kv_heads = max(1, model.num_kv_heads // tp)
-            self._qkv = (h, (heads + 2 * kv_heads) * head_dim)
-            self._o = (heads * head_dim, h)
-        self._attn_flops_per_pair = 4 * head_dim * heads
-        self._q_bytes_per_token = heads * head_dim * self.b
+        factors = default_factors(config)
+        self.calibrated = 0
+        if config.calibration_path:
+            calibrated = load_calibration(config.calibration_path)
+            factors.update(calibrated)
+            self.calibrated = len(calibrated)
+        self.roofline = roofline_for(context, factors)
+        self.tables = StepTables(self.roofline, {})
 
-        width = model.intermediate_size // tp
-        self._up = (h, (2 if model.gated_mlp else 1) * width)
-        self._down = (width, h)
-        self._mlp_width = width
-        self._moe = model.is_moe
-        if model.is_moe:
-            self._experts = model.num_experts
-            self._top_k = model.num_experts_per_token
-            expert_width = model.expert_intermediate_size
-            matrices = 3 if model.gated_mlp else 2
-            self._expert_params = matrices * h * expert_width // tp
-            self._shared_params = (
-                model.num_shared_experts
-                * matrices
-                * h
-                * model.shared_expert_intermediate_size
-                // tp
-            )
-        self._vocab_per_rank = model.vocab_size // tp
-
-    # ------------------------------------------------------------------ operators
-
-    def _linear(self, tokens: int, shape: tuple[int, int]) -> float:
-        fan_in, fan_out = shape
-        flops = 2.0 * tokens * fan_in * fan_out
-        traffic = (fan_in * fan_out + tokens * (fan_in + fan_out)) * self.b
-        return max(flops / self._gemm_flops, traffic / self._gemm_bw) + self._launch
-
-    def _elementwise(self, elements: float, passes: float = 2.0) -> float:
-        return elements * passes * self.b / self._elem_bw + self._launch
-
-    def _attention(self, batch: Batch) -> float:
-        seconds = 0.0
-        pair = self._attn_flops_per_pair
-        kv_bytes = self._kv_bytes_per_token
-        for q, cached in zip(batch.prefill_lengths, batch.prefill_contexts, strict=True):
-            flops = pair * (q * cached + q * (q + 1) / 2)
-            traffic = (cached + q) * kv_bytes + 2 * q * self._q_bytes_per_token
-            seconds += max(flops / self._attn_flops, traffic / self._attn_bw) + self._launch
-        if batch.num_decodes:
-            context = batch.decode_context_sum
-            flops = pair * context
-            traffic = context * kv_bytes + 2 * batch.num_decodes * self._q_bytes_per_token
-            seconds += max(flops / self._attn_flops, traffic / self._attn_bw) + self._launch
-        return seconds
-
-    def _moe_time(self, tokens: int) -> float:
-        experts, top_k = self._experts, self._top_k
-        hit = experts * (1.0 - (1.0 - top_k / experts) ** tokens)
-        flops = 2.0 * tokens * top_k * self._expert_params
-        traffic = (hit * self._expert_params + 2 * tokens * top_k * self.h) * self.b
-        seconds = max(flops / self._gemm_flops, traffic / self._gemm_bw) + 3 * self._launch
-        gate = self._linear(tokens, (self.h, experts))
-        shuffle = self._elementwise(tokens * top_k * self.h, passes=4.0)
-        if self._shared_params:
-            flops = 2.0 * tokens * self._shared_params
-            traffic = (self._shared_params + 2 * tokens * self.h) * self.b
-            seconds += max(flops / self._gemm_flops, traffic / self._gemm_bw) + self._launch
-        return seconds + gate + shuffle + self._elementwise(tokens * self.h)
-
-    # ------------------------------------------------------------------ contract
-
-    def predict(self, batch: Batch) -> OperatorTimes:
+    def predict(self, batch: Any) -> OperatorTimes:
         """Operator times of ``batch`` per TP rank (see the module docstring)."""
-        tokens = batch.num_tokens
-        hidden = tokens * self.h
-        attention = (
-            self._elementwise(hidden)  # input norm
-            + self._linear(tokens, self._qkv)
-            + self._elementwise(tokens * self._qkv[1], passes=2.0)  # rotary
-            + self._elementwise(tokens * self._kv_bytes_per_token / self.b, passes=1.0)
-            + self._attention(batch)
-            + self._linear(tokens, self._o)
-            + self._elementwise(hidden, passes=3.0)  # residual add
-        )
-        mlp = (
-            self._elementwise(hidden)  # post-attention norm
-            + self._linear(tokens, self._up)
-            + self._elementwise(tokens * self._mlp_width, passes=3.0)  # act and mul
-            + self._linear(tokens, self._down)
-            + self._elementwise(hidden, passes=3.0)  # residual add
-        )
-        moe = self._moe_time(tokens) if self._moe else 0.0
-        embedding = self._elementwise(hidden)
-        sequences = len(batch.requests)
-        head = self._elementwise(sequences * self.h) + self._linear(
-            sequences, (self.h, self._vocab_per_rank)
-        )
-        return OperatorTimes(attention, mlp, moe, embedding, head)
+        return self.tables.predict(batch)[0]
+
+    def describe(self) -> dict[str, Any]:
+        """Type, fallback count (always 0) and the calibration used, if any."""
+        facts = super().describe()
+        facts["calibration_path"] = self.config.calibration_path
+        facts["calibrated_operators"] = self.calibrated
+        return facts
+
+
+def finite_or_none(value: float) -> float | None:
+    """``value``, or ``None`` when it is not finite (for JSON)."""
+    return value if math.isfinite(value) else None

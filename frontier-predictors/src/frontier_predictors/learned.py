@@ -1,0 +1,211 @@
+"""Predictors learned from an operator profile, answered from tables.
+
+:class:`LearnedPredictor` is the shared machinery of the ``sklearn`` and
+``lightgbm`` predictors: read the profile (:mod:`frontier_predictors.profiles`),
+train one model per operator and tabulate it (:mod:`frontier_predictors.training`),
+fit the fallback roofline's factors to the same profile
+(:mod:`frontier_predictors.calibration`), keep all of it in the cache
+(:mod:`frontier_predictors.cache`), and answer batches from the tables
+(:mod:`frontier_predictors.tables`). Operators the profile does not measure (the
+LM head of older profiles, for instance) are answered by the roofline with its
+default factors; ``describe()`` lists them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+import attrs
+from frontier.config import PredictorConfig
+from frontier.errors import ConfigError
+from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
+
+from frontier_predictors.cache import (
+    TrainedTables,
+    cache_key,
+    cache_root,
+    load_or_train,
+)
+from frontier_predictors.calibration import calibrate
+from frontier_predictors.operators import OPERATORS
+from frontier_predictors.profiles import (
+    OperatorSamples,
+    files_digest,
+    profile_files,
+    read_profile,
+)
+from frontier_predictors.roofline import default_factors, roofline_for
+from frontier_predictors.tables import FALLBACK_BITS, StepTables
+from frontier_predictors.training import train_tables
+
+__all__ = ["LearnedConfig", "LearnedPredictor", "train_from_samples"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute, value: Any) -> None:
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class LearnedConfig(PredictorConfig):
+    """Settings every learned predictor shares.
+
+    Attributes:
+        profile_dir: Directory of the operator profile (``mlp.csv`` or
+            ``linear_op.csv``, ``attention.csv``, ``moe.csv`` for MoE models),
+            measured on the deployment's device at its TP size.
+        cache_dir: Where trained tables are kept; ``$FRONTIER_CACHE_DIR`` or
+            ``~/.cache/frontier/predictors`` when unset.
+        statistic: Which ``time_stats`` statistic to learn: ``median`` (robust
+            to outliers), ``mean``, ``min`` or ``max``.
+        seed: Seed of the models' randomness.
+    """
+
+    type: str = "learned"
+    profile_dir: str | None = None
+    cache_dir: str | None = None
+    statistic: Literal["median", "mean", "min", "max"] = "median"
+    seed: int = 0
+
+    def learner_name(self) -> str:
+        """Which model family trains the tables."""
+        return "random_forest"
+
+    def learner_params(self) -> dict[str, Any]:
+        """Hyper-parameters handed to the model (see ``training.make_model``)."""
+        return {}
+
+
+def _package_version() -> str:
+    try:
+        return version("frontier-predictors")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def train_from_samples(
+    samples: dict[str, OperatorSamples],
+    config: LearnedConfig,
+    context: ExecutionContext,
+    progress: Callable[[str], None] | None = None,
+) -> TrainedTables:
+    """Train tables and the fallback roofline's factors on ``samples``."""
+    started = time.perf_counter()
+    tables, report = train_tables(
+        samples, config.learner_name(), config.learner_params(), config.seed, progress
+    )
+    fallback = roofline_for(context, default_factors())
+    factors, _ = calibrate(samples, fallback)
+    seconds = time.perf_counter() - started
+    meta = {
+        "learner": config.learner_name(),
+        "params": config.learner_params(),
+        "training_s": seconds,
+    }
+    return TrainedTables(tables, factors, report, meta)
+
+
+class LearnedPredictor(Predictor):
+    """Operator times from per-operator models of a profile, answered from tables.
+
+    Subclasses set the config class and the learner; everything else is shared.
+    """
+
+    kind = "learned"
+
+    def __init__(
+        self,
+        config: LearnedConfig,
+        context: ExecutionContext,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(config, context)
+        if not config.profile_dir:
+            raise ConfigError(
+                f"predictor.profile_dir: the {config.type} predictor learns from an "
+                "operator profile; set profile_dir to a directory with mlp.csv or "
+                "linear_op.csv and attention.csv (see docs/predictors.md)"
+            )
+        self.trained, self.cache_hit, self.cache_file = self._load_or_train(progress)
+        factors = default_factors()
+        factors.update(self.trained.factors)
+        self.tables = StepTables(roofline_for(context, factors), self.trained.tables)
+        self._missed: dict[int, int] = {}
+
+    def _key_parts(self) -> dict[str, Any]:
+        config, context = self.config, self.context
+        _, files = profile_files(config.profile_dir, context.model)
+        # Where files live and how many threads train do not change the tables.
+        settings = attrs.asdict(config)
+        for field in ("profile_dir", "cache_dir", "n_jobs"):
+            settings.pop(field, None)
+        params = {k: v for k, v in config.learner_params().items() if k != "n_jobs"}
+        return {
+            "profile": files_digest(files),
+            "model": attrs.asdict(context.model),
+            "device": attrs.asdict(context.device),
+            "tp": context.parallel.tensor_parallel_size,
+            "dtype": context.dtype,
+            "kv_cache_dtype": context.kv_cache_dtype,
+            "learner": config.learner_name(),
+            "params": params,
+            "settings": settings,
+            "version": _package_version(),
+        }
+
+    def _load_or_train(
+        self, progress: Callable[[str], None] | None
+    ) -> tuple[TrainedTables, bool, str]:
+        config, context = self.config, self.context
+        key = cache_key(self._key_parts())
+        root = cache_root(config.cache_dir)
+
+        def train() -> TrainedTables:
+            profile = read_profile(
+                config.profile_dir,
+                context.model,
+                context.parallel.tensor_parallel_size,
+                config.statistic,
+            )
+            return train_from_samples(profile.samples, config, context, progress)
+
+        trained, hit = load_or_train(root, key, train)
+        return trained, hit, str(root / f"{key}.npz")
+
+    def predict(self, batch: Any) -> OperatorTimes:
+        """Operator times of ``batch`` per TP rank, from the tables."""
+        times, missed = self.tables.predict(batch)
+        if missed:
+            self.fallback_count += 1
+            self._missed[missed] = self._missed.get(missed, 0) + 1
+        return times
+
+    def describe(self) -> dict[str, Any]:
+        """Type, fallbacks (total and by feature), profile, cache and training."""
+        facts = super().describe()
+        by_feature = {}
+        for feature, bit in FALLBACK_BITS.items():
+            count = sum(n for mask, n in self._missed.items() if mask & bit)
+            if count:
+                by_feature[feature.value] = count
+        costs = self.tables.roofline.costs
+        facts.update(
+            {
+                "fallback_by_feature": by_feature,
+                "profile_dir": self.config.profile_dir,
+                "learner": self.config.learner_name(),
+                "cache_file": self.cache_file,
+                "cache_hit": self.cache_hit,
+                "training_s": self.trained.meta.get("training_s"),
+                "roofline_operators": sorted(
+                    n
+                    for n in OPERATORS
+                    if costs.applies(n) and n not in self.trained.tables
+                ),
+                "profiled_range": self.tables.ranges(),
+            }
+        )
+        return facts

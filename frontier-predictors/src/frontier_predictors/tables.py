@@ -1,0 +1,302 @@
+"""Precomputed tables that answer a batch in a few list look-ups.
+
+A trained predictor is evaluated once on a grid of each operator's features
+(:class:`OperatorTable`); at run time :class:`StepTables` answers a batch from
+those grids and never calls a model:
+
+- operators whose feature is a count (tokens, sequences, prefill tokens,
+  decodes) are summed per ``OperatorTimes`` field into one list indexed by the
+  count, so a block costs one look-up;
+- the two attention kernels are bilinear interpolations on their 2-D grids.
+
+Below the smallest profiled size a table holds its first value (kernels are
+launch-bound there). Above the largest, an operator is answered by the
+(calibrated) roofline, and the batch counts as a fallback prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+from frontier.plugins import OperatorTimes
+
+from frontier_predictors.operators import BLOCKS, OPERATORS, Feature
+
+if TYPE_CHECKING:
+    from frontier_predictors.roofline import Roofline
+
+__all__ = ["FALLBACK_BITS", "OperatorTable", "StepTables"]
+
+FALLBACK_BITS = {
+    Feature.TOKENS: 1,
+    Feature.SEQUENCES: 2,
+    Feature.PREFILL_TOKENS: 4,
+    Feature.DECODES: 8,
+    Feature.PREFILL_ATTENTION: 16,
+    Feature.DECODE_ATTENTION: 32,
+}
+"""Bit of the fallback mask set when a batch's feature is beyond the profile."""
+
+_COUNT_FEATURES = (
+    Feature.TOKENS,
+    Feature.SEQUENCES,
+    Feature.PREFILL_TOKENS,
+    Feature.DECODES,
+)
+
+
+@attrs.frozen
+class OperatorTable:
+    """One operator's predicted times (seconds) on a grid of its features.
+
+    Attributes:
+        name: Operator name.
+        axes: The grid: one sorted axis, or two for the attention kernels.
+        values: Seconds at the grid points, shape ``(len(axes[0]),)`` or
+            ``(len(axes[0]), len(axes[1]))``.
+        max_sum: For prefill attention, the largest ``q + c`` profiled (the
+            profiled region is a triangle); infinite otherwise.
+    """
+
+    name: str
+    axes: tuple[np.ndarray, ...]
+    values: np.ndarray
+    max_sum: float = math.inf
+
+    @property
+    def upper(self) -> tuple[float, ...]:
+        """Largest profiled value of each feature."""
+        return tuple(float(axis[-1]) for axis in self.axes)
+
+    def in_range(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """Whether each point is inside the profiled range (vectorised)."""
+        inside = np.asarray(x) <= self.axes[0][-1]
+        if y is not None:
+            inside = inside & (np.asarray(y) <= self.axes[1][-1])
+            inside = inside & (np.asarray(x) + np.asarray(y) <= self.max_sum)
+        return inside
+
+    def lookup(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """Interpolated seconds at each point, clamped to the grid (vectorised)."""
+        x = np.asarray(x, dtype=float)
+        if y is None:
+            return np.interp(x, self.axes[0], self.values)
+        i, wx = _cell(self.axes[0], x)
+        j, wy = _cell(self.axes[1], np.asarray(y, dtype=float))
+        v = self.values
+        i1 = np.minimum(i + 1, len(self.axes[0]) - 1)
+        j1 = np.minimum(j + 1, len(self.axes[1]) - 1)
+        low = v[i, j] * (1 - wy) + v[i, j1] * wy
+        high = v[i1, j] * (1 - wy) + v[i1, j1] * wy
+        return low * (1 - wx) + high * wx
+
+
+def _cell(axis: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of the grid cell holding each ``x`` and the weight of its upper edge."""
+    if len(axis) == 1:
+        return np.zeros(x.shape, dtype=int), np.zeros(x.shape)
+    i = np.clip(np.searchsorted(axis, x, side="right") - 1, 0, len(axis) - 2)
+    width = axis[i + 1] - axis[i]
+    return i, np.clip((x - axis[i]) / width, 0.0, 1.0)
+
+
+class _Grid:
+    """Scalar bilinear look-up on a 2-D table (Python lists: fast per call)."""
+
+    def __init__(self, table: OperatorTable) -> None:
+        self.a0 = table.axes[0].tolist()
+        self.a1 = table.axes[1].tolist()
+        self.rows = table.values.tolist()
+        self.max0, self.max1 = self.a0[-1], self.a1[-1]
+        self.max_sum = table.max_sum
+
+    def inside(self, x: float, y: float) -> bool:
+        return x <= self.max0 and y <= self.max1 and x + y <= self.max_sum
+
+    def __call__(self, x: float, y: float) -> float:
+        i, wx = _scalar_cell(self.a0, x)
+        j, wy = _scalar_cell(self.a1, y)
+        rows = self.rows
+        low = rows[i]
+        high = rows[i + 1] if wx else low
+        if wy:
+            a = low[j] + (low[j + 1] - low[j]) * wy
+            b = high[j] + (high[j + 1] - high[j]) * wy
+        else:
+            a, b = low[j], high[j]
+        return a + (b - a) * wx
+
+
+def _scalar_cell(axis: list[float], x: float) -> tuple[int, float]:
+    last = len(axis) - 1
+    if x <= axis[0] or last == 0:
+        return 0, 0.0
+    if x >= axis[last]:
+        return last, 0.0
+    i = bisect_right(axis, x) - 1
+    return i, (x - axis[i]) / (axis[i + 1] - axis[i])
+
+
+class StepTables:
+    """Answers batches from learned operator tables, the roofline filling the rest.
+
+    Args:
+        roofline: Times of operators the tables lack or of features beyond them.
+        learned: Operator name -> its table; may be empty (a pure roofline).
+        initial_size: First length of the count-indexed lists (they grow on
+            demand).
+    """
+
+    def __init__(
+        self,
+        roofline: Roofline,
+        learned: dict[str, OperatorTable],
+        initial_size: int = 4096,
+    ) -> None:
+        self.roofline = roofline
+        costs = roofline.costs
+        self.learned = {n: t for n, t in learned.items() if costs.applies(n)}
+        self._ops = {
+            (block, feature): [
+                n for n in names if costs.applies(n) and OPERATORS[n].feature is feature
+            ]
+            for block, names in BLOCKS.items()
+            for feature in _COUNT_FEATURES
+        }
+        self.limits = {}
+        for feature in _COUNT_FEATURES:
+            uppers = [
+                t.upper[0]
+                for n, t in self.learned.items()
+                if OPERATORS[n].feature is feature
+            ]
+            self.limits[feature] = min(uppers) if uppers else math.inf
+        self._lists: dict[tuple[str, Feature], list[float]] = {}
+        size = max(
+            [initial_size]
+            + [int(v) + 1 for v in self.limits.values() if math.isfinite(v)]
+        )
+        self._grow(size)
+        self._prefill = (
+            _Grid(self.learned["attention_prefill"])
+            if "attention_prefill" in self.learned
+            else None
+        )
+        self._decode = (
+            _Grid(self.learned["attention_decode"])
+            if "attention_decode" in self.learned
+            else None
+        )
+        self._tokens_limit = self.limits[Feature.TOKENS]
+        self._sequences_limit = self.limits[Feature.SEQUENCES]
+        self._prefill_tokens_limit = self.limits[Feature.PREFILL_TOKENS]
+        self._decodes_limit = self.limits[Feature.DECODES]
+
+    def ranges(self) -> dict[str, list[float] | float]:
+        """Largest profiled value of each feature the tables cover."""
+        result: dict[str, list[float] | float] = {
+            f.value: v for f, v in self.limits.items() if math.isfinite(v)
+        }
+        for name in ("attention_prefill", "attention_decode"):
+            if name in self.learned:
+                result[OPERATORS[name].feature.value] = list(self.learned[name].upper)
+        return result
+
+    # ------------------------------------------------------------------ building
+
+    def operator_times(
+        self, name: str, x: np.ndarray, y: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Seconds of operator ``name`` at each point: the learned table inside its
+        range, the roofline outside (vectorised; zero where the feature is zero)."""
+        x = np.asarray(x, dtype=float)
+        roofline = self.roofline.time(
+            name, x, None if y is None else np.asarray(y, float)
+        )
+        table = self.learned.get(name)
+        if table is None:
+            return roofline
+        inside = table.in_range(x, y)
+        learned = np.where(x > 0, table.lookup(x, y), 0.0)
+        return np.where(inside, learned, roofline)
+
+    def _grow(self, size: int) -> None:
+        counts = np.arange(size, dtype=float)
+        for key, names in self._ops.items():
+            total = np.zeros(size)
+            for name in names:
+                total += self.operator_times(name, counts)
+            self._lists[key] = total.tolist()
+        self._size = size
+        lists = self._lists
+        self._attention_tokens = lists["attention", Feature.TOKENS]
+        self._attention_prefill = lists["attention", Feature.PREFILL_TOKENS]
+        self._attention_decodes = lists["attention", Feature.DECODES]
+        self._mlp = lists["mlp", Feature.TOKENS]
+        self._moe = lists["moe", Feature.TOKENS]
+        self._embedding = lists["embedding", Feature.TOKENS]
+        self._head = lists["head", Feature.SEQUENCES]
+
+    # ------------------------------------------------------------------ answering
+
+    def predict(self, batch: Any) -> tuple[OperatorTimes, int]:
+        """Operator times of ``batch`` and its fallback mask (:data:`FALLBACK_BITS`;
+        0 when every operator was inside the profile)."""
+        tokens = batch.num_tokens
+        sequences = len(batch.requests)
+        decodes = batch.num_decodes
+        prefill_tokens = tokens - decodes
+        if tokens >= self._size or sequences >= self._size:
+            self._grow(2 * max(tokens, sequences))
+        missed = 0
+        if tokens > self._tokens_limit:
+            missed = 1
+        if sequences > self._sequences_limit:
+            missed |= 2
+        if prefill_tokens > self._prefill_tokens_limit:
+            missed |= 4
+        if decodes > self._decodes_limit:
+            missed |= 8
+
+        attention = (
+            self._attention_tokens[tokens]
+            + self._attention_prefill[prefill_tokens]
+            + self._attention_decodes[decodes]
+        )
+        if prefill_tokens:
+            sq = cross = 0
+            for q, c in zip(batch.prefill_lengths, batch.prefill_contexts, strict=True):
+                sq += q * q
+                cross += q * c
+            q_eq = math.sqrt(sq)
+            c_eq = cross / q_eq
+            grid = self._prefill
+            if grid is not None and grid.inside(q_eq, c_eq):
+                attention += grid(q_eq, c_eq)
+            else:
+                attention += self.roofline.time("attention_prefill", q_eq, c_eq)
+                if grid is not None:
+                    missed |= 16
+        if decodes:
+            mean_cached = batch.decode_context_sum / decodes - 1
+            grid = self._decode
+            if grid is not None and grid.inside(decodes, mean_cached):
+                attention += grid(decodes, mean_cached)
+            else:
+                attention += self.roofline.time(
+                    "attention_decode", decodes, mean_cached
+                )
+                if grid is not None:
+                    missed |= 32
+        times = OperatorTimes(
+            attention,
+            self._mlp[tokens],
+            self._moe[tokens],
+            self._embedding[tokens],
+            self._head[sequences],
+        )
+        return times, missed
