@@ -255,7 +255,8 @@ def models_list() -> None:
         "heads/kv",
         "experts",
     ):
-        table.add_column(column)
+        # The name must stay whole (it is what --model takes); the others wrap.
+        table.add_column(column, no_wrap=column == "name")
     for hub_id, entry in model_catalogue().items():
         spec = load_model(hub_id)
         experts = (
@@ -292,7 +293,7 @@ def devices_list() -> None:
         "GB/s",
         "link GB/s",
     ):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "name")
     for name, entry in device_catalogue().items():
         spec = load_device(name)
         table.add_row(
