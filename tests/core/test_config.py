@@ -171,10 +171,13 @@ def test_error_names_the_source(classes):
         ('model.name="quoted name"', (["model", "name"], "quoted name")),
         ("seed = 7", (["seed"], 7)),
         ("metrics.run_id=a=b", (["metrics", "run_id"], "a=b")),
+        ("metrics.run_id=2024-06-01", (["metrics", "run_id"], "2024-06-01")),
+        ("metrics.run_id=07:30:00", (["metrics", "run_id"], "07:30:00")),
     ],
 )
 def test_parse_override_reads_toml_values_or_falls_back_to_a_string(text, expected):
-    """Integers, floats and booleans are typed; anything else stays a string."""
+    """Integers, floats and booleans are typed; anything else (dates included, as
+    no field takes one) stays a string."""
     assert parse_override(text) == expected
 
 

@@ -50,6 +50,13 @@ def test_pushing_into_the_past_raises():
         queue.push(4.999, Priority.ARRIVAL, 0, None)
 
 
+def test_pushing_a_nan_time_raises():
+    """A NaN time (say, from a broken predictor) is refused, not queued unordered."""
+    queue = EventQueue()
+    with pytest.raises(ValueError, match="before now"):
+        queue.push(float("nan"), Priority.BATCH_END, 0, None)
+
+
 def test_pushing_at_now_is_allowed():
     """An event exactly at ``now`` is accepted (a schedule right after a batch end)."""
     queue = EventQueue()

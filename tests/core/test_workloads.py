@@ -205,6 +205,12 @@ def test_trace_extra_columns_and_column_order_do_not_matter(tmp_path):
     assert _rows(_trace(tmp_path, text)) == [(0.25, 70, 7)]
 
 
+def test_trace_with_a_byte_order_mark_is_read(tmp_path):
+    """A spreadsheet's UTF-8 byte-order mark before the header is skipped."""
+    text = "\ufeffnum_prefill_tokens,num_decode_tokens,arrived_at\n10,2,0\n"
+    assert _rows(_trace(tmp_path, text)) == [(0.0, 10, 2)]
+
+
 def test_trace_qps_generates_arrivals(tmp_path):
     """``arrival = "fixed"`` with qps = 2 gives 0, 0.5, 1.0 s, ignoring the file."""
     text = "arrived_at,num_prefill_tokens,num_decode_tokens\n5,1,1\n6,1,1\n7,1,1\n"

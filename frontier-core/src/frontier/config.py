@@ -10,6 +10,7 @@ full dotted path of the field and what is allowed.
 
 from __future__ import annotations
 
+import datetime
 import math
 import tomllib
 import typing
@@ -564,6 +565,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    if isinstance(value, datetime.date | datetime.time):
+        # No field takes a TOML date: `run_id=2024-06-01` means the text.
         value = raw.strip()
     return keys, value
 

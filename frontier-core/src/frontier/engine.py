@@ -43,8 +43,13 @@ class EventQueue:
         self.now = 0.0
 
     def push(self, time: float, priority: int, kind: int, payload: Any) -> None:
-        """Schedule an event of ``kind`` at ``time`` (seconds, not before ``now``)."""
-        if time < self.now:
+        """Schedule an event of ``kind`` at ``time`` (seconds, not before ``now``).
+
+        Raises:
+            ValueError: ``time`` is before ``now`` or is NaN (which a heap cannot
+                order, so it would silently scramble every later event).
+        """
+        if not time >= self.now:
             raise ValueError(f"event at t={time} s is before now={self.now} s")
         self._sequence += 1
         heapq.heappush(self._heap, (time, priority, self._sequence, kind, payload))

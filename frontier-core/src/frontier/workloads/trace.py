@@ -1,6 +1,7 @@
 """Trace replay: requests read from a CSV file, streamed row by row.
 
-Columns (a header row is required; other columns are ignored):
+Columns (a header row is required; other columns are ignored; a UTF-8 byte-order
+mark, as spreadsheet programs write, is skipped):
 
 - ``num_prefill_tokens``, ``num_decode_tokens``: prompt and output lengths (integers
   of at least 1);
@@ -97,7 +98,7 @@ class TraceGenerator(RequestGenerator):
 
     def _read_header(self) -> list[str]:
         try:
-            with self.path.open(newline="", encoding="utf-8") as handle:
+            with self.path.open(newline="", encoding="utf-8-sig") as handle:
                 header = next(csv.reader(handle), None)
         except (OSError, UnicodeDecodeError) as error:
             raise InputError(
@@ -156,7 +157,7 @@ class TraceGenerator(RequestGenerator):
             )
         limit = config.num_requests
         previous = -math.inf
-        with self.path.open(newline="", encoding="utf-8") as handle:
+        with self.path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = [column.strip() for column in next(reader)]
             index = {name: position for position, name in enumerate(header)}
