@@ -81,7 +81,9 @@ class DeviceSpec:
 
 
 _FIELDS = {field.name for field in attrs.fields(DeviceSpec)}
-_NUMBERS = [f.name for f in attrs.fields(DeviceSpec) if f.name not in ("name", "vendor")]
+_NUMBERS = [
+    f.name for f in attrs.fields(DeviceSpec) if f.name not in ("name", "vendor")
+]
 
 
 @cache
@@ -95,12 +97,18 @@ def _read_user_catalogue(path: Path) -> dict[str, dict[str, Any]]:
     try:
         return tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"device.catalogue_path: file {path} does not exist") from None
+        raise ConfigError(
+            f"device.catalogue_path: file {path} does not exist"
+        ) from None
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"device.catalogue_path: {path} is not valid TOML: {error}") from None
+        raise ConfigError(
+            f"device.catalogue_path: {path} is not valid TOML: {error}"
+        ) from None
 
 
-def _find(name: str, catalogue: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+def _find(
+    name: str, catalogue: dict[str, dict[str, Any]]
+) -> tuple[str, dict[str, Any]] | None:
     wanted = name.lower()
     for key, entry in catalogue.items():
         names = [key.lower()] + [alias.lower() for alias in entry.get("aliases", [])]
