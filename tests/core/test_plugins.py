@@ -108,8 +108,10 @@ def test_frontier_plugins_restricts_loading_to_named_distributions(monkeypatch):
     """``FRONTIER_PLUGINS=frontier-core`` loads only the core's workloads."""
     monkeypatch.setenv("FRONTIER_PLUGINS", "frontier-core")
     registry = load_plugins().registry
-    names = {(e.kind, e.name) for e in registry.entries()}
-    assert names == {("request_generator", "synthetic"), ("request_generator", "trace")}
+    assert {e.distribution for e in registry.entries()} == {"frontier-core"}
+    assert {e.kind for e in registry.entries()} == {"request_generator"}
+    names = {e.name for e in registry.entries()}
+    assert {"synthetic", "trace"} <= names
 
 
 def test_frontier_plugins_accepts_entry_point_names(monkeypatch):
@@ -126,7 +128,7 @@ def test_unset_plugin_lookup_lists_what_is_installed(monkeypatch):
     """Asking for a plugin that was filtered out lists the installed ones."""
     monkeypatch.setenv("FRONTIER_PLUGINS", "frontier-core")
     registry = load_plugins().registry
-    with pytest.raises(PluginError, match="installed: synthetic, trace"):
+    with pytest.raises(PluginError, match=r"installed: .*synthetic, trace"):
         registry.get("request_generator", "poisson_file")
     with pytest.raises(PluginError, match="installed: none"):
         registry.get("replica_scheduler", "vllm_v1")
