@@ -1,0 +1,111 @@
+"""Building a simulation: start-up checks, dtypes, the output folder, the summary."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import simulate, tiny_config
+from conftest import test_plugins as plugin_host
+from frontier.config import build_config
+from frontier.errors import ConfigError
+from frontier.models import load_model
+from frontier.simulation import Simulation, resolve_dtypes, run_directory
+
+
+def _config(requests=((0.0, 8, 2),), **sections):
+    host = plugin_host()
+    return build_config(
+        tiny_config(list(requests), **sections), host.registry.config_classes()
+    )
+
+
+def _build(**sections):
+    return Simulation(_config(**sections), plugin_host())
+
+
+def test_tp_that_does_not_divide_the_heads_is_refused():
+    """Llama-2-7B's 32 heads cannot be split over 3 GPUs."""
+    with pytest.raises(ConfigError, match="tensor_parallel_size=3 does not divide"):
+        _build(parallel={"tensor_parallel_size": 3})
+
+
+def test_more_stages_than_layers_is_refused():
+    """33 pipeline stages for 32 layers is refused."""
+    with pytest.raises(ConfigError, match="pipeline_parallel_size=33"):
+        _build(parallel={"pipeline_parallel_size": 33})
+
+
+def test_max_model_len_beyond_the_trained_context_is_refused():
+    """Llama-2-7B was trained for 4096 tokens; 8192 is refused as vLLM does."""
+    with pytest.raises(ConfigError, match="max_model_len=8192 is longer than the 4096"):
+        _build(model={"max_model_len": 8192})
+
+
+def test_max_model_len_defaults_to_the_model_context():
+    """Unset, max_model_len is max_position_embeddings (4096 for Llama-2-7B)."""
+    assert _build().max_model_len == 4096
+
+
+def test_unknown_model_is_a_config_error_at_build():
+    """An unknown model name fails when the simulation is built."""
+    with pytest.raises(ConfigError, match="unknown model"):
+        _build(model={"name": "gpt-9"})
+
+
+def test_auto_dtypes_follow_the_model_and_kv_follows_compute():
+    """``auto`` takes the model's dtype; an explicit KV dtype wins."""
+    llama2 = load_model("llama-2-7b")  # float16 checkpoint
+    assert resolve_dtypes(_config(), llama2) == ("float16", "float16")
+    config = _config(model={"dtype": "bfloat16", "kv_cache_dtype": "fp8"})
+    assert resolve_dtypes(config, llama2) == ("bfloat16", "fp8")
+
+
+def test_run_directory_is_model_workload_run_id(tmp_path):
+    """<output_dir>/<last part of the model id>/<workload>/<run_id>."""
+    config = _config(metrics={"output_dir": str(tmp_path), "run_id": "exp 1/a"})
+    path = run_directory(config, "meta-llama/Llama-2-7b-hf", "synthetic_poisson")
+    # the run id is made safe for a folder name: space and slash become _
+    assert path == tmp_path / "Llama-2-7b-hf" / "synthetic_poisson" / "exp_1_a"
+
+
+def test_run_directory_without_run_id_never_reuses_a_folder(tmp_path):
+    """A timestamped folder that exists gets a ``-2`` suffix."""
+    config = _config(metrics={"output_dir": str(tmp_path)})
+    first = run_directory(config, "m", "w")
+    first.mkdir(parents=True)
+    second = run_directory(config, "m", "w")
+    assert second != first
+    assert second.parent == first.parent
+
+
+def test_summary_sections_and_metadata():
+    """The summary has every section and metadata naming the deployment."""
+    _, result = simulate(tiny_config([(0.0, 8, 2)]))
+    summary = result.summary
+    for section in (
+        "metadata",
+        "requests",
+        "ttft_ms",
+        "tpot_ms",
+        "itl_ms",
+        "e2e_ms",
+        "throughput",
+        "preemption",
+        "prefix_cache",
+        "memory",
+        "scheduler",
+        "predictor",
+        "replicas",
+    ):
+        assert section in summary, section
+    meta = summary["metadata"]
+    assert meta["model"] == "meta-llama/Llama-2-7b-hf"
+    assert meta["device"] == "a100-80gb"
+    assert meta["workload"] == "literal"
+    assert summary["requests"]["completed"] == 1
+
+
+def test_pinned_blocks_reach_the_summary():
+    """``cache.num_gpu_blocks`` is the replica's block count."""
+    _, result = simulate(tiny_config([(0.0, 8, 2)], cache={"num_gpu_blocks": 300}))
+    assert result.summary["memory"]["num_gpu_blocks"] == 300
+    assert result.summary["memory"]["num_gpu_blocks_pinned"] is True
