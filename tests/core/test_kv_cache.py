@@ -296,3 +296,26 @@ def test_plain_manager_records_no_lookups():
     manager = KVBlockManager(num_blocks=4, block_size=4)
     manager.record_lookup(_request(0, 10), 0)
     assert manager.prefix_stats.as_dict()["all_attempts_query_tokens"] == 0
+
+
+def test_a_recomputed_duplicate_block_is_cached_too():
+    """A block computed again while an equal one is cached is cached as well (vLLM
+    v1 BlockPool keeps every copy), so evicting the first copy keeps the prefix."""
+    manager = PrefixCachingBlockManager(num_blocks=6, block_size=4)
+    first = _request(0, 8, hashes=(1, 2))
+    _admit(manager, first)  # blocks 0, 1 hold hashes 1, 2
+    second = _request(1, 8, hashes=(1, 2))
+    # the hit stops at floor(7/4) = 1 block, so block 2 recomputes hash 2's tokens
+    assert _admit(manager, second) == 4  # holds blocks 0 (shared) and 2
+    manager.free(first)  # only block 1 reaches the free queue: 3, 4, 5, 1
+    _admit(manager, _request(2, 16))  # takes 3, 4, 5, 1: block 1 (hash 2) evicted
+    probe = _request(3, 9, hashes=(1, 2))  # may hit floor(8/4) = 2 blocks
+    assert manager.find_cached_prefix(probe) == [0, 2]
+
+
+def test_lookup_takes_the_oldest_copy_of_a_duplicated_block():
+    """With two cached copies of one block a lookup returns the first cached."""
+    manager = PrefixCachingBlockManager(num_blocks=6, block_size=4)
+    _admit(manager, _request(0, 8, hashes=(1, 2)))  # blocks 0, 1
+    _admit(manager, _request(1, 8, hashes=(1, 2)))  # shares 0, recomputes into 2
+    assert manager.find_cached_prefix(_request(2, 9, hashes=(1, 2))) == [0, 1]

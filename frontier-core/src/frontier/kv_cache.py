@@ -196,7 +196,10 @@ class PrefixCachingBlockManager(KVBlockManager):
         super().__init__(num_blocks, block_size)
         self._ref_count = [0] * num_blocks
         self._block_hash: list[int | None] = [None] * num_blocks
-        self._cached: dict[int, int] = {}
+        # hash -> blocks holding it, oldest first: as in vLLM v1's BlockPool, a
+        # block computed again while an equal one is cached is cached too, so the
+        # prefix survives the eviction of either copy.
+        self._cached: dict[int, dict[int, None]] = {}
         self._free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(
             range(num_blocks)
         )
@@ -217,10 +220,10 @@ class PrefixCachingBlockManager(KVBlockManager):
         blocks = []
         cached = self._cached
         for index in range(limit):
-            block = cached.get(hashes[index])
-            if block is None:
+            holders = cached.get(hashes[index])
+            if not holders:
                 break
-            blocks.append(block)
+            blocks.append(next(iter(holders)))
         return blocks
 
     def can_allocate(
@@ -270,7 +273,10 @@ class PrefixCachingBlockManager(KVBlockManager):
         block, _ = self._free_queue.popitem(last=False)
         old_hash = self._block_hash[block]
         if old_hash is not None:
-            del self._cached[old_hash]
+            holders = self._cached[old_hash]
+            del holders[block]
+            if not holders:
+                del self._cached[old_hash]
             self._block_hash[block] = None
         self._ref_count[block] = 1
         self._num_free -= 1
@@ -350,6 +356,5 @@ class PrefixCachingBlockManager(KVBlockManager):
             block = held[index]
             if block_hash[block] is None:
                 digest = hashes[index]
-                if digest not in cached:
-                    cached[digest] = block
-                    block_hash[block] = digest
+                cached.setdefault(digest, {})[block] = None
+                block_hash[block] = digest
