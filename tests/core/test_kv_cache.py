@@ -319,3 +319,49 @@ def test_lookup_takes_the_oldest_copy_of_a_duplicated_block():
     _admit(manager, _request(0, 8, hashes=(1, 2)))  # blocks 0, 1
     _admit(manager, _request(1, 8, hashes=(1, 2)))  # shares 0, recomputes into 2
     assert manager.find_cached_prefix(_request(2, 9, hashes=(1, 2))) == [0, 1]
+
+
+@pytest.mark.parametrize("manager_cls", [KVBlockManager, PrefixCachingBlockManager])
+def test_taken_blocks_count_as_used_until_returned(manager_cls):
+    """Blocks held outside requests (a scheduler's own cache) use capacity."""
+    manager = manager_cls(num_blocks=10, block_size=4)
+    assert manager.take_blocks(4)
+    assert manager.num_free_blocks == 6  # 10 - 4
+    assert not manager.take_blocks(7)  # more than the 6 free: nothing changes
+    assert manager.num_free_blocks == 6
+    manager.return_blocks(3)
+    assert manager.num_free_blocks == 9  # 6 + 3
+
+
+@pytest.mark.parametrize("manager_cls", [KVBlockManager, PrefixCachingBlockManager])
+def test_returning_more_than_was_taken_raises(manager_cls):
+    """Giving back blocks that were never taken is a bug in the caller."""
+    manager = manager_cls(num_blocks=10, block_size=4)
+    manager.take_blocks(2)
+    with pytest.raises(ValueError, match="returning 3 blocks but 2 are taken"):
+        manager.return_blocks(3)
+
+
+def test_taking_blocks_evicts_cached_ones_in_lru_order():
+    """Taking blocks evicts the least recently freed cached block first."""
+    manager = PrefixCachingBlockManager(num_blocks=2, block_size=4)
+    cached = _request(0, 8, hashes=(1, 2))
+    _admit(manager, cached)
+    manager.free(cached)  # queue: 1 (hash 2), 0 (hash 1)
+    assert manager.take_blocks(1)  # evicts block 1
+    assert manager.find_cached_prefix(_request(1, 9, hashes=(1, 2))) == [0]
+
+
+def test_can_allocate_agrees_with_allocate_on_cached_hits():
+    """``can_allocate`` with the cached blocks predicts ``allocate`` exactly."""
+    manager = PrefixCachingBlockManager(num_blocks=4, block_size=4)
+    cached = _request(0, 8, hashes=(1, 2))
+    _admit(manager, cached)
+    manager.free(cached)
+    _admit(manager, _request(1, 8))  # 2 free blocks left, both cached
+    request = _request(2, 12, hashes=(1, 2))
+    hits = manager.find_cached_prefix(request)
+    request.num_computed_tokens = 8
+    # 2 evictable hits + 1 new block > 2 free (see the test above)
+    assert not manager.can_allocate(request, 4, hits)
+    assert not manager.allocate(request, 4, hits)
