@@ -94,11 +94,18 @@ def train_from_samples(
 ) -> TrainedTables:
     """Train tables and the fallback roofline's factors on ``samples``."""
     started = time.perf_counter()
+    factors, _ = calibrate(samples, roofline_for(context, default_factors()))
+    calibrated = default_factors()
+    calibrated.update(factors)
+    baseline = roofline_for(context, calibrated).time
     tables, report = train_tables(
-        samples, config.learner_name(), config.learner_params(), config.seed, progress
+        samples,
+        config.learner_name(),
+        config.learner_params(),
+        config.seed,
+        progress,
+        baseline,
     )
-    fallback = roofline_for(context, default_factors())
-    factors, _ = calibrate(samples, fallback)
     seconds = time.perf_counter() - started
     meta = {
         "learner": config.learner_name(),
@@ -203,7 +210,9 @@ class LearnedPredictor(Predictor):
                 "roofline_operators": sorted(
                     n
                     for n in OPERATORS
-                    if costs.applies(n) and n not in self.trained.tables
+                    if costs.applies(n)
+                    and n not in self.trained.tables
+                    and not OPERATORS[n].profiled_only
                 ),
                 "profiled_range": self.tables.ranges(),
             }

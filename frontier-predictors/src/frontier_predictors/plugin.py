@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from frontier.hookspecs import hookimpl
 
+from frontier_predictors.dummy import DummyConfig, DummyPredictor
 from frontier_predictors.roofline import RooflineConfig, RooflinePredictor
 from frontier_predictors.sklearn_predictor import SklearnConfig, SklearnPredictor
 
 
 @hookimpl
 def frontier_register_predictors(registry):
-    """Add ``roofline`` and ``sklearn``."""
+    """Add ``roofline``, ``sklearn`` and ``dummy``."""
     registry.register("roofline", RooflinePredictor, RooflineConfig)
     registry.register("sklearn", SklearnPredictor, SklearnConfig)
+    registry.register("dummy", DummyPredictor, DummyConfig)

@@ -13,7 +13,9 @@ the data README of the shared data set):
 Times are milliseconds in columns ``time_stats.<op>.<statistic>``. Rows are kept
 where the shape columns match the model and the tensor-parallel size matches the
 deployment (operators that TP does not split, such as norms, are taken from TP 1
-rows when a profile measured them only there). Each operator becomes an
+rows when a profile measured them only there). The final norm, which no profile
+times on its own, is learned from the input norm's rows (the same kernel over one
+row per sequence). Each operator becomes an
 :class:`OperatorSamples`: its features and times, and the CSV rows they came from.
 
 Every problem is an :class:`~frontier.errors.InputError` naming the file, the row
@@ -326,6 +328,12 @@ def _read_linear(
             found = _samples(name, tokens, times, table, at_tp1)
         if found is not None:
             result[name] = found
+    # The final norm is the input norm's kernel over one row per sequence.
+    if "input_norm" in result:
+        norm = result["input_norm"]
+        result["final_norm"] = OperatorSamples(
+            "final_norm", norm.x, norm.time_ms, norm.source, norm.rows
+        )
     return result
 
 

@@ -13,9 +13,11 @@ grid of the operator's features and kept only as that table
   mean contexts.
 
 Model inputs add the products the kernels scale with (``q c`` and ``q^2`` for
-prefill, ``n m`` for decode). Trees learn the logarithm of the time, so their
-leaves average relative, not absolute, errors; linear regression fits the time
-itself on those physically motivated terms.
+prefill, ``n m`` for decode). Trees learn the logarithm of the measured time over
+the roofline's (calibrated to the same profile): that ratio changes slowly with
+the features, so a piecewise-constant model of it is accurate between profiled
+points, and its leaves average relative, not absolute, errors. Linear regression
+fits the time itself on the physically motivated terms.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ def make_model(learner: str, params: dict[str, Any], seed: int) -> Any:
             n_estimators=int(params.get("n_estimators", 64)),
             min_samples_leaf=int(params.get("min_samples_leaf", 1)),
             max_features=1.0,
+            bootstrap=bool(params.get("bootstrap", True)),
             random_state=seed,
             n_jobs=int(params.get("n_jobs", -1)),
         )
@@ -128,10 +131,34 @@ def p90_percent(predicted: np.ndarray, measured: np.ndarray) -> float | None:
     return float(100 * np.quantile(errors, 0.9))
 
 
+Baseline = Callable[[str, np.ndarray, "np.ndarray | None"], np.ndarray]
+"""Roofline seconds of an operator at features ``(x, y)``: trees learn the ratio."""
+
+
+def _baseline_at(baseline: Baseline | None, name: str, x: np.ndarray) -> np.ndarray:
+    if baseline is None:
+        return np.ones(len(x))
+    if x.ndim == 2:
+        values = baseline(name, x[:, 0], x[:, 1])
+    else:
+        values = baseline(name, x, None)
+    values = np.asarray(values, float) * 1e3
+    return np.where(values > 0, values, 1.0)
+
+
 def train_operator(
-    samples: OperatorSamples, learner: str, params: dict[str, Any], seed: int
+    samples: OperatorSamples,
+    learner: str,
+    params: dict[str, Any],
+    seed: int,
+    baseline: Baseline | None = None,
 ) -> OperatorTable:
-    """Fit one operator's model and tabulate it on its grid (seconds)."""
+    """Fit one operator's model and tabulate it on its grid (seconds).
+
+    With a ``baseline`` (the calibrated roofline), trees learn the logarithm of
+    the measured time over the baseline's, a quantity that changes slowly with
+    the features, and the table is that ratio times the baseline.
+    """
     feature = OPERATORS[samples.name].feature
     x = np.asarray(samples.x, float)
     y = np.asarray(samples.time_ms, float)
@@ -147,8 +174,10 @@ def train_operator(
         model = make_model(learner, params, seed)
         positive = y > 0
         if trees and positive.all():
-            model.fit(_design(learner, feature, x), np.log(y))
-            values = np.exp(model.predict(_design(learner, feature, mesh)))
+            base = _baseline_at(baseline, samples.name, x)
+            model.fit(_design(learner, feature, x), np.log(y / base))
+            ratio = np.exp(model.predict(_design(learner, feature, mesh)))
+            values = ratio * _baseline_at(baseline, samples.name, mesh)
         else:
             model.fit(_design(learner, feature, x), y)
             values = np.clip(model.predict(_design(learner, feature, mesh)), 0.0, None)
@@ -167,6 +196,7 @@ def train_tables(
     params: dict[str, Any],
     seed: int,
     progress: Callable[[str], None] | None = None,
+    baseline: Baseline | None = None,
 ) -> tuple[dict[str, OperatorTable], dict[str, dict[str, Any]]]:
     """Train every operator's model and tabulate it.
 
@@ -181,7 +211,7 @@ def train_tables(
         data = samples[name]
         if progress is not None:
             progress(name)
-        table = train_operator(data, learner, params, seed)
+        table = train_operator(data, learner, params, seed, baseline)
         tables[name] = table
         if data.x.ndim == 2:
             predicted = table.lookup(data.x[:, 0], data.x[:, 1])

@@ -1,0 +1,652 @@
+"""Step times from per-layer profiles measured with vLLM's own kernels.
+
+The profile format (one folder per TP degree, ``tp<N>/``; times in microseconds
+for ONE decoder layer, the way the LLMServingSim profiler writes them):
+
+- ``dense.csv`` ``(layer, tokens, time_us)``: linear and elementwise operators
+  against the tokens of the step (embedding, layernorm, qkv_proj, qk_norm,
+  rotary_emb, o_proj, gate_up_proj, act_fn, down_proj, final_layernorm);
+- ``per_sequence.csv`` ``(layer, sequences, time_us)``: lm_head and sampler
+  against the sequences of the step;
+- ``attention.csv`` ``(prefill_chunk, kv_prefill, n_decode, kv_decode, time_us)``:
+  the attention kernel of a step holding one prefill chunk over ``kv_prefill``
+  cached tokens and ``n_decode`` decodes over ``kv_decode`` cached tokens each;
+- ``moe.csv`` ``(tokens, activated_experts, time_us)``: one rank's MoE block;
+- ``skew.csv`` / ``skew_fit.csv``: decode batches with uneven contexts and a
+  fitted correction ``t = t_mean + alpha (t_max - t_mean)`` by bucket.
+
+How a batch becomes :class:`~frontier.plugins.OperatorTimes` (per layer, per TP
+rank):
+
+- ``attention_s`` = input layernorm + qkv_proj (+ qk_norm) + rotary_emb +
+  attention kernel + o_proj;
+- ``mlp_s`` = post-attention layernorm + gate_up_proj + act_fn + down_proj;
+- ``moe_s`` = post-attention layernorm + MoE block;
+- ``embedding_s`` = embedding; ``head_s`` = final_layernorm (tokens) + lm_head
+  and sampler (one row per request of the step: vLLM v1 computes logits for
+  the last scheduled token of every request).
+
+Interpolation: every table is piecewise linear in its raw axes (time is close to
+affine in tokens and in context length, which log-axes would bend), multilinear
+in the four attention axes. The attention table is read onto the product of all
+values its axes take; cells the profile did not measure are filled by linear
+interpolation along one axis between measured cells, and the corners vLLM never
+produces by the rules in :func:`_fill_attention`. Outside the grid a table is
+continued linearly from its last two grid points on each axis; such predictions
+are counted in ``describe()["fallback_predictions"]``.
+
+Several prefill chunks in one step are mapped onto the table's single chunk by
+equal causal-attention work: ``Q = sum q_i`` query tokens over a context ``K``
+such that ``Q K + Q (Q + 1) / 2 = sum q_i k_i + q_i (q_i + 1) / 2`` (``K`` at
+least 0).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+from frontier.batch import Batch
+from frontier.config import PredictorConfig, positive
+from frontier.errors import ConfigError, InputError
+from frontier.hookspecs import hookimpl
+from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
+
+__all__ = ["VllmProfileConfig", "VllmProfilePredictor"]
+
+_ATTENTION_OPS = ("layernorm", "qkv_proj", "qk_norm", "rotary_emb", "o_proj")
+_MLP_OPS = ("layernorm", "gate_up_proj", "act_fn", "down_proj")
+_REQUIRED_OPS = ("layernorm", "qkv_proj", "rotary_emb", "o_proj", "embedding")
+_US = 1e-6
+
+
+@attrs.frozen(kw_only=True)
+class VllmProfileConfig(PredictorConfig):
+    """Where the per-layer profile lives and which corrections apply.
+
+    Attributes:
+        path: The profile folder of one model and dtype (holding ``tp<N>/``), or
+            one ``tp<N>`` folder.
+        tensor_parallel_size: Which ``tp<N>`` to read; the deployment's TP size
+            when unset.
+        skew_correction: Apply the fitted uneven-decode correction.
+        expert_parallel_size: Ranks the routed experts are split over; each
+            rank computes its share of the experts.
+    """
+
+    type: str = "vllm_profile"
+    path: str
+    tensor_parallel_size: int | None = attrs.field(default=None, validator=positive)
+    skew_correction: bool = True
+    expert_parallel_size: int = attrs.field(default=1, validator=positive)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_rows(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rows of a CSV, checked to hold ``columns``."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [c for c in columns if c not in header]
+            if missing:
+                raise InputError(
+                    f"{path}: missing column(s) {', '.join(missing)}; the header is "
+                    f"{', '.join(header) or '(empty)'}"
+                )
+            return list(reader)
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read: {error}") from None
+
+
+def _number(path: Path, row: int, column: str, text: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise InputError(
+            f"{path}, row {row}, column {column}: {text!r} is not a non-negative number"
+        )
+    return value
+
+
+def _series(path: Path, key: str) -> dict[str, dict[int, float]]:
+    """``layer -> {key value -> time_us}`` of a dense or per-sequence CSV."""
+    series: dict[str, dict[int, float]] = {}
+    for row_number, row in enumerate(_read_rows(path, ("layer", key, "time_us")), 2):
+        x = int(_number(path, row_number, key, row[key]))
+        t = _number(path, row_number, "time_us", row["time_us"])
+        series.setdefault(row["layer"].strip(), {})[x] = t
+    return series
+
+
+class _Line:
+    """A piecewise-linear table ``y(x)``, continued linearly past its last point."""
+
+    __slots__ = ("x", "x_max", "y")
+
+    def __init__(self, x: list[float], y: list[float]) -> None:
+        self.x = x
+        self.y = y
+        self.x_max = x[-1]
+
+    def __call__(self, x: float) -> float:
+        xs = self.x
+        i = bisect.bisect_right(xs, x) - 1
+        if i < 0:
+            return self.y[0]
+        if i >= len(xs) - 1:
+            i = len(xs) - 2
+        x0 = xs[i]
+        return self.y[i] + (self.y[i + 1] - self.y[i]) * (x - x0) / (xs[i + 1] - x0)
+
+
+def _summed_line(
+    series: dict[str, dict[int, float]], ops: tuple[str, ...], path: Path
+) -> _Line:
+    """One table holding the sum of ``ops`` (those present), in seconds."""
+    present = [op for op in ops if op in series]
+    if not present:
+        raise InputError(f"{path}: none of the operators {', '.join(ops)} is there")
+    grid = sorted({x for op in present for x in series[op]})
+    total = np.zeros(len(grid))
+    for op in present:
+        xs = sorted(series[op])
+        total += np.interp(grid, xs, [series[op][x] for x in xs])
+    return _Line([float(x) for x in grid], [t * _US for t in total])
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def _fill_axis(table: np.ndarray, axis: int, coords: np.ndarray) -> None:
+    """Interpolate every line of ``table`` along ``axis`` at ``coords``."""
+    moved = np.moveaxis(table, axis, -1)
+    for line in moved.reshape(-1, moved.shape[-1]):
+        known = ~np.isnan(line)
+        if known.sum() < 2 or known.all():
+            continue
+        first, last = coords[known][0], coords[known][-1]
+        inside = ~known & (coords > first) & (coords < last)
+        line[inside] = np.interp(coords[inside], coords[known], line[known])
+
+
+def _fill_attention(
+    table: np.ndarray, chunks: np.ndarray, kvs: np.ndarray, decodes: np.ndarray
+) -> None:
+    """Complete the attention table (axes: chunk, kv_prefill, n_decode, kv_decode).
+
+    1. Interior gaps: linear along kv_decode, then kv_prefill, then chunk, then
+       n_decode, between measured (or already filled) cells.
+    2. No prefill chunk: the prefill context does not matter (copy kv_prefill 0);
+       no decodes: the decode context does not matter (copy kv_decode 0).
+    3. Decodes over fewer cached tokens than the smallest profiled (a decode
+       always has some): take the smallest profiled context.
+    4. A chunk with more decodes than the profiler could fire with one (its
+       ``max_num_seqs`` bound): the chunk's cost with the largest measured
+       decode count plus what the extra decodes cost without a chunk.
+    """
+    for axis, coords in ((3, kvs), (1, kvs), (0, chunks), (2, decodes)):
+        _fill_axis(table, axis, coords.astype(float))
+    table[0, :, :, :] = table[0, 0:1, :, :]
+    table[:, :, 0, :] = table[:, :, 0, 0:1]
+    table[:, :, 1:, 0] = np.where(
+        np.isnan(table[:, :, 1:, 0]), table[:, :, 1:, 1], table[:, :, 1:, 0]
+    )
+    for d in range(1, len(decodes)):
+        gap = np.isnan(table[1:, :, d, :])
+        if gap.any():
+            extra = table[0, 0, d, :] - table[0, 0, d - 1, :]
+            table[1:, :, d, :] = np.where(
+                gap, table[1:, :, d - 1, :] + extra, table[1:, :, d, :]
+            )
+    if np.isnan(table).any():
+        raise InputError(
+            "attention.csv: the profile leaves cells of the attention grid that "
+            "cannot be filled; it needs every (prefill_chunk, n_decode) pair on "
+            "its doubling grid"
+        )
+
+
+class _AttentionTable:
+    """The 4-D attention table, multilinear and continued linearly past its edges."""
+
+    def __init__(self, path: Path) -> None:
+        names = ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode")
+        rows = _read_rows(path, (*names, "time_us"))
+        points = np.empty((len(rows), 5))
+        for row_number, row in enumerate(rows, 2):
+            for j, name in enumerate((*names, "time_us")):
+                points[row_number - 2, j] = _number(path, row_number, name, row[name])
+        self.chunks = np.unique(points[:, 0])
+        self.kvs = np.unique(np.concatenate([points[:, 1], points[:, 3]]))
+        self.decodes = np.unique(points[:, 2])
+        if self.chunks[0] != 0 or self.decodes[0] != 0 or self.kvs[0] != 0:
+            raise InputError(
+                f"{path}: each axis must include 0 (no prefill chunk, no decodes)"
+            )
+        axes = (self.chunks, self.kvs, self.decodes, self.kvs)
+        table = np.full(tuple(len(a) for a in axes), np.nan)
+        index = tuple(np.searchsorted(a, points[:, j]) for j, a in enumerate(axes))
+        table[index] = points[:, 4] * _US
+        _fill_attention(table, self.chunks, self.kvs, self.decodes)
+        self.table = table
+        self._flat = table.ravel().tolist()
+        self._strides = [s // table.itemsize for s in table.strides]
+        self._axes = [a.tolist() for a in axes]
+        self.max_chunk = self._axes[0][-1]
+        self.max_kv = self._axes[1][-1]
+        self.max_decodes = self._axes[2][-1]
+        self.min_decode_kv = self._axes[3][1]
+
+    def __call__(
+        self, chunk: float, kv_prefill: float, decodes: float, kv_decode: float
+    ) -> float:
+        """Seconds of the attention kernel; 0 when the step has no tokens."""
+        cells = []
+        for axis, x, stride in zip(
+            self._axes,
+            (chunk, kv_prefill, decodes, kv_decode),
+            self._strides,
+            strict=True,
+        ):
+            i = bisect.bisect_right(axis, x) - 1
+            if i >= len(axis) - 1:
+                i = len(axis) - 2
+            weight = (x - axis[i]) / (axis[i + 1] - axis[i])
+            cells.append((i * stride, stride, weight))
+        flat = self._flat
+        total = 0.0
+        (o0, s0, w0), (o1, s1, w1), (o2, s2, w2), (o3, s3, w3) = cells
+        for a, wa in ((o0, 1 - w0), (o0 + s0, w0)):
+            if wa == 0:
+                continue
+            for b, wb in ((a + o1, 1 - w1), (a + o1 + s1, w1)):
+                if wb == 0:
+                    continue
+                for c, wc in ((b + o2, 1 - w2), (b + o2 + s2, w2)):
+                    if wc == 0:
+                        continue
+                    w = wa * wb * wc
+                    total += w * ((1 - w3) * flat[c + o3] + w3 * flat[c + o3 + s3])
+        return total
+
+    def inside(
+        self, chunk: float, kv_prefill: float, decodes: float, kv_decode: float
+    ) -> bool:
+        """Whether the point lies within the profiled ranges."""
+        return (
+            chunk <= self.max_chunk
+            and kv_prefill <= self.max_kv
+            and decodes <= self.max_decodes
+            and kv_decode <= self.max_kv
+        )
+
+
+# --------------------------------------------------------------------------- skew
+
+
+_LIST_LINE = re.compile(r"^\s*(\w+_(?:bins|labels)):\s*\[(.*)\]\s*$")
+
+
+def _bucket_axes(meta_path: Path) -> dict[str, list[Any]]:
+    """The ``skew_fit.bucket_axes`` bins and labels of ``meta.yaml``.
+
+    Only the flow-style lists (``n_bins: [0, 2, ...]``) are read, so no YAML
+    library is needed.
+    """
+    axes: dict[str, list[Any]] = {}
+    try:
+        lines = meta_path.read_text("utf-8").splitlines()
+    except OSError:
+        return axes
+    for line in lines:
+        match = _LIST_LINE.match(line)
+        if match and match.group(1) not in axes:
+            items = [item.strip().strip("'\"") for item in match.group(2).split(",")]
+            if match.group(1).endswith("_bins"):
+                axes[match.group(1)] = [float(item) for item in items]
+            else:
+                axes[match.group(1)] = items
+    return axes
+
+
+def _label(bins: list[float], labels: list[str], value: float) -> str:
+    """The label of the bin ``(bins[i], bins[i + 1]]`` holding ``value``."""
+    for i, label in enumerate(labels):
+        if value <= bins[i + 1]:
+            return label
+    return labels[-1]
+
+
+class _SkewCorrection:
+    """The uneven-decode correction: ``t = t_mean + alpha (t_max - t_mean)``.
+
+    ``alpha`` comes from ``skew_fit.csv`` by the bucket of (prefill chunk, decode
+    count, skew rate, largest decode context, prefill context), where the skew
+    rate is ``(mean - min) / (max - min)`` of the decode contexts; the chunk is
+    the nearest profiled one (log scale). A bucket the fit lacks takes the pooled
+    weighted least-squares ``alpha`` of ``skew.csv``,
+    ``sum(dtm dts) / sum(dtm^2)`` with ``dtm = t_max - t_mean`` and
+    ``dts = t_skew - t_mean``.
+    """
+
+    _AXES = ("n", "skew_rate", "kv_big", "kp")
+
+    def __init__(self, folder: Path, meta_path: Path) -> None:
+        axes = _bucket_axes(meta_path)
+        missing = [
+            f"{name}_{part}"
+            for name in self._AXES
+            for part in ("bins", "labels")
+            if f"{name}_{part}" not in axes
+        ]
+        if missing:
+            raise InputError(
+                f"{meta_path}: skew_fit.bucket_axes lacks {', '.join(missing)}; "
+                "set predictor.skew_correction = false to go without the correction"
+            )
+        self.axes = axes
+        fit_path = folder / "skew_fit.csv"
+        columns = ("pc", "n_label", "skew_rate_label", "kv_big_label", "kp_label")
+        self.alphas: dict[tuple[Any, ...], float] = {}
+        for row_number, row in enumerate(_read_rows(fit_path, (*columns, "alpha")), 2):
+            chunk = int(_number(fit_path, row_number, "pc", row["pc"]))
+            try:
+                alpha = float(row["alpha"])
+            except ValueError:
+                raise InputError(
+                    f"{fit_path}, row {row_number}, column alpha: {row['alpha']!r} "
+                    "is not a number"
+                ) from None
+            key = (chunk, *(row[c].strip() for c in columns[1:]))
+            self.alphas[key] = alpha
+        self.chunks = sorted({key[0] for key in self.alphas})
+        self.alpha_default = self._pooled_alpha(folder / "skew.csv")
+
+    @staticmethod
+    def _pooled_alpha(path: Path) -> float:
+        if not path.is_file():
+            return 0.0
+        names = ("t_mean_us", "t_max_us", "t_skew_us")
+        numerator = denominator = 0.0
+        for row in _read_rows(path, names):
+            try:
+                mean, top, skew = (float(row[n]) for n in names)
+            except ValueError:
+                continue
+            if not (math.isfinite(mean) and math.isfinite(top) and math.isfinite(skew)):
+                continue
+            numerator += (top - mean) * (skew - mean)
+            denominator += (top - mean) ** 2
+        return numerator / denominator if denominator > 0 else 0.0
+
+    def _chunk_key(self, chunk: float) -> int:
+        if chunk <= 0 or self.chunks[-1] <= 0:
+            return self.chunks[0]
+        positive_chunks = [c for c in self.chunks if c > 0]
+        return min(positive_chunks, key=lambda c: abs(math.log(c / chunk)))
+
+    def alpha(
+        self,
+        chunk: float,
+        decodes: int,
+        skew_rate: float,
+        kv_big: float,
+        kv_prefill: float,
+    ) -> float:
+        """The fitted ``alpha`` of the batch's bucket (the pooled one when absent)."""
+        axes = self.axes
+        key = (
+            self._chunk_key(chunk),
+            _label(axes["n_bins"], axes["n_labels"], decodes),
+            _label(axes["skew_rate_bins"], axes["skew_rate_labels"], skew_rate),
+            _label(axes["kv_big_bins"], axes["kv_big_labels"], kv_big),
+            _label(axes["kp_bins"], axes["kp_labels"], kv_prefill),
+        )
+        return self.alphas.get(key, self.alpha_default)
+
+
+# --------------------------------------------------------------------------- MoE
+
+
+class _MoeTable:
+    """One rank's MoE block against tokens and distinct activated experts.
+
+    Bilinear in (tokens, activated experts); a cell the profiler could not fire
+    (more experts than ``tokens x top_k`` routes reach) holds the value of the
+    most experts measured at those tokens, since no step can activate more.
+    """
+
+    def __init__(self, path: Path) -> None:
+        names = ("tokens", "activated_experts", "time_us")
+        rows = _read_rows(path, names)
+        values = {}
+        for row_number, row in enumerate(rows, 2):
+            tokens, experts, time_us = (
+                _number(path, row_number, n, row[n]) for n in names
+            )
+            values[(tokens, experts)] = time_us * _US
+        if not values:
+            raise InputError(f"{path}: no rows")
+        self.tokens = sorted({t for t, _ in values})
+        self.experts = sorted({e for _, e in values})
+        table = np.full((len(self.tokens), len(self.experts)), np.nan)
+        for (t, e), seconds in values.items():
+            table[self.tokens.index(t), self.experts.index(e)] = seconds
+        for i in range(len(self.tokens)):
+            row = table[i]
+            known = np.flatnonzero(~np.isnan(row))
+            if not len(known):
+                raise InputError(f"{path}: tokens={self.tokens[i]:g} has no value")
+            row[: known[0]] = row[known[0]]
+            row[known[-1] + 1 :] = row[known[-1]]
+            _fill_axis(row[None, :], 1, np.asarray(self.experts))
+        self.table = table
+        self.max_tokens = self.tokens[-1]
+
+    def __call__(self, tokens: float, experts: float) -> float:
+        i = min(
+            max(bisect.bisect_right(self.tokens, tokens) - 1, 0), len(self.tokens) - 2
+        )
+        j = min(
+            max(bisect.bisect_right(self.experts, experts) - 1, 0),
+            len(self.experts) - 2,
+        )
+        x0, x1 = self.tokens[i], self.tokens[i + 1]
+        y0, y1 = self.experts[j], self.experts[j + 1]
+        u = (tokens - x0) / (x1 - x0)
+        v = min(max((experts - y0) / (y1 - y0), 0.0), 1.0)
+        t = self.table
+        low = t[i, j] + (t[i, j + 1] - t[i, j]) * v
+        high = t[i + 1, j] + (t[i + 1, j + 1] - t[i + 1, j]) * v
+        return float(low + (high - low) * u)
+
+
+# --------------------------------------------------------------------------- predictor
+
+
+def _tp_folder(path: Path, tp: int) -> Path:
+    """The ``tp<N>`` folder of a profile given either it or its parent."""
+    if not path.is_dir():
+        raise ConfigError(f"predictor.path: profile folder {path} does not exist")
+    if (path / "attention.csv").is_file():
+        return path
+    folder = path / f"tp{tp}"
+    if not folder.is_dir():
+        found = sorted(p.name for p in path.glob("tp*") if p.is_dir())
+        raise ConfigError(
+            f"predictor.path: {path} has no tp{tp} folder (it has "
+            f"{', '.join(found) or 'none'}); profile TP {tp} or set "
+            "predictor.tensor_parallel_size"
+        )
+    return folder
+
+
+def merged_prefill(lengths: list[int], contexts: list[int]) -> tuple[float, float]:
+    """One chunk ``(Q, K)`` doing the causal-attention work of several.
+
+    ``Q = sum q_i`` and ``Q K + Q (Q + 1) / 2 = sum q_i k_i + q_i (q_i + 1) / 2``,
+    with ``K`` at least 0 (several short chunks do less work than one long one,
+    which the single-chunk table cannot show).
+    """
+    if len(lengths) == 1:
+        return float(lengths[0]), float(contexts[0])
+    total = sum(lengths)
+    work = sum(q * (k + (q + 1) / 2) for q, k in zip(lengths, contexts, strict=True))
+    return float(total), max(0.0, work / total - (total + 1) / 2)
+
+
+class VllmProfilePredictor(Predictor):
+    """Per-layer vLLM kernel profiles of one GPU, read as tables (see module doc)."""
+
+    def __init__(self, config: VllmProfileConfig, context: ExecutionContext) -> None:
+        super().__init__(config, context)
+        self.config: VllmProfileConfig = config
+        model = context.model
+        tp = config.tensor_parallel_size or context.parallel.tensor_parallel_size
+        root = Path(config.path)
+        self.folder = _tp_folder(root, tp)
+
+        dense_path = self.folder / "dense.csv"
+        dense = _series(dense_path, "tokens")
+        missing = [op for op in _REQUIRED_OPS if op not in dense]
+        has_dense_mlp = any(not model.is_moe_layer(i) for i in range(model.num_layers))
+        if has_dense_mlp:
+            missing += [op for op in _MLP_OPS if op not in dense]
+        if missing:
+            raise InputError(
+                f"{dense_path}: no rows for operator(s) {', '.join(missing)}"
+            )
+        self._attention_ops = _summed_line(dense, _ATTENTION_OPS, dense_path)
+        self._mlp = _summed_line(dense, _MLP_OPS, dense_path) if has_dense_mlp else None
+        self._norm = _summed_line(dense, ("layernorm",), dense_path)
+        self._embedding = _summed_line(dense, ("embedding",), dense_path)
+        final = "final_layernorm" if "final_layernorm" in dense else "layernorm"
+        self._final_norm = _summed_line(dense, (final,), dense_path)
+        self._max_tokens = self._attention_ops.x_max
+
+        sequence_path = self.folder / "per_sequence.csv"
+        per_sequence = _series(sequence_path, "sequences")
+        missing = [op for op in ("lm_head", "sampler") if op not in per_sequence]
+        if missing:
+            raise InputError(
+                f"{sequence_path}: no rows for operator(s) {', '.join(missing)}"
+            )
+        self._head = _summed_line(per_sequence, ("lm_head", "sampler"), sequence_path)
+
+        self._attention = _AttentionTable(self.folder / "attention.csv")
+
+        self._moe = None
+        if model.is_moe:
+            moe_path = self.folder / "moe.csv"
+            if not moe_path.is_file():
+                raise InputError(
+                    f"{moe_path}: {model.name} has routed experts but the profile "
+                    "has no MoE table"
+                )
+            self._moe = _MoeTable(moe_path)
+            ep = config.expert_parallel_size
+            if model.num_experts % ep:
+                raise ConfigError(
+                    f"predictor.expert_parallel_size={ep} does not divide the "
+                    f"{model.num_experts} experts of {model.name}"
+                )
+            self._experts_per_rank = model.num_experts / ep
+            self._route_miss = 1 - model.num_experts_per_token / model.num_experts
+            # Expert-parallel ranks of data-parallel replicas see every
+            # replica's tokens (vLLM gathers them before the experts).
+            self._token_factor = context.parallel.num_replicas if ep > 1 else 1
+            self._ep = ep
+
+        self._skew = None
+        if config.skew_correction and (self.folder / "skew_fit.csv").is_file():
+            meta = self.folder.parent / "meta.yaml"
+            if not meta.is_file():
+                meta = self.folder / "meta.yaml"
+            self._skew = _SkewCorrection(self.folder, meta)
+        self.num_skew_corrected = 0
+
+    def predict(self, batch: Batch) -> OperatorTimes:
+        """Operator times of one step on one TP rank (module doc for the mapping)."""
+        tokens = batch.num_tokens
+        sequences = batch.num_requests
+        outside = tokens > self._max_tokens or sequences > self._head.x_max
+
+        chunk, kv_prefill = (
+            merged_prefill(batch.prefill_lengths, batch.prefill_contexts)
+            if batch.prefill_lengths
+            else (0.0, 0.0)
+        )
+        decodes = batch.num_decodes
+        kv_decode = batch.decode_context_sum / decodes - 1 if decodes else 0.0
+        table = self._attention
+        kernel = table(chunk, kv_prefill, decodes, kv_decode)
+        outside = outside or not table.inside(chunk, kv_prefill, decodes, kv_decode)
+        if self._skew is not None and decodes > 1:
+            kernel += self._skew_term(
+                batch, chunk, kv_prefill, decodes, kv_decode, kernel
+            )
+
+        attention = self._attention_ops(tokens) + kernel
+        mlp = self._mlp(tokens) if self._mlp is not None else 0.0
+        moe = 0.0
+        if self._moe is not None:
+            routed = tokens * self._token_factor
+            experts = self._experts_per_rank * (1 - self._route_miss**routed)
+            rank_tokens = routed / self._ep
+            moe = self._norm(tokens) + self._moe(rank_tokens, experts)
+            outside = outside or rank_tokens > self._moe.max_tokens
+        head = self._final_norm(tokens) + self._head(sequences)
+        if outside:
+            self.fallback_count += 1
+        return OperatorTimes(attention, mlp, moe, self._embedding(tokens), head)
+
+    def _skew_term(
+        self,
+        batch: Batch,
+        chunk: float,
+        kv_prefill: float,
+        decodes: int,
+        kv_mean: float,
+        kernel_mean: float,
+    ) -> float:
+        """``alpha (t_max - t_mean)`` of uneven decode contexts (0 when even)."""
+        top = getattr(batch, "decode_context_max", 0) - 1
+        low = getattr(batch, "decode_context_min", 0) - 1
+        if top <= low or top <= kv_mean:
+            return 0.0
+        skew_rate = (kv_mean - low) / (top - low)
+        alpha = self._skew.alpha(chunk, decodes, skew_rate, top, kv_prefill)
+        kernel_max = self._attention(chunk, kv_prefill, decodes, top)
+        self.num_skew_corrected += 1
+        return alpha * (kernel_max - kernel_mean)
+
+    def describe(self) -> dict[str, Any]:
+        """Where the tables came from and how often they were left."""
+        facts = super().describe()
+        facts.update(
+            {
+                "profile": str(self.folder),
+                "skew_correction": self._skew is not None,
+                "skew_corrected_predictions": self.num_skew_corrected,
+                "max_tokens": self._max_tokens,
+                "max_kv": self._attention.max_kv,
+            }
+        )
+        return facts
+
+
+@hookimpl
+def frontier_register_predictors(registry):
+    """Add ``vllm_profile``."""
+    registry.register("vllm_profile", VllmProfilePredictor, VllmProfileConfig)
