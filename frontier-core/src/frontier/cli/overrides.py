@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from frontier.config import apply_overrides, parse_override
+import attrs
+
+from frontier.config import SLOTS, apply_overrides, parse_override
 
 __all__ = ["collect_overrides"]
 
@@ -27,8 +29,10 @@ _SLOT_FLAGS = {"scheduler": "replica_scheduler", "predictor": "predictor"}
 def _switch_slot(data: dict[str, Any], slot: str, name: str) -> None:
     # Choosing another plugin drops the old plugin's options, which the new one
     # would not accept; choosing the same one keeps them.
+    # A section without `type` configures the slot's default plugin.
+    default = attrs.fields_dict(SLOTS[slot][1])["type"].default
     section = data.get(slot)
-    if isinstance(section, dict) and section.get("type", name) == name:
+    if isinstance(section, dict) and section.get("type", default) == name:
         section["type"] = name
     else:
         data[slot] = {"type": name}
@@ -40,7 +44,8 @@ def collect_overrides(
     """Apply the short flags, then every ``--set`` (which win), to ``data``.
 
     ``--model`` takes a catalogue name, or a path to a ``config.json``; ``--trace``
-    switches the workload to trace replay of that file; ``--scheduler`` and
+    switches the workload to trace replay of that file (keeping the trace options
+    of a config that already replays one); ``--scheduler`` and
     ``--predictor`` pick a plugin (keeping its options when it is already the one
     configured).
     """
@@ -50,13 +55,14 @@ def collect_overrides(
         section = data.setdefault("model", {})
         if model.endswith(".json") or Path(model).is_file():
             section["config_path"] = model
-            section.setdefault("name", Path(model).stem)
+            section["name"] = Path(model).stem  # not the file's old label
         else:
             section["name"] = model
             section.pop("config_path", None)
     trace = flags.pop("trace", None)
     if trace is not None:
-        data["workload"] = {"type": "trace", "path": str(trace)}
+        _switch_slot(data, "workload", "trace")
+        data["workload"]["path"] = str(trace)
     for flag, slot in _SLOT_FLAGS.items():
         name = flags.pop(flag, None)
         if name is not None:
