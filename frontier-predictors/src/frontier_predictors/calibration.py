@@ -7,7 +7,7 @@ squared relative error of::
     max(flops / (peak * e_c), bytes / (bandwidth * e_m)) + o
 
 over the operator's samples. The efficiencies are searched on a logarithmic grid
-(then refined around the best point); for each pair the best overhead has a
+(then on three finer grids around the best point); for each pair the best overhead has a
 closed form (weighted least squares, clipped at zero). Samples measured as zero
 are left out; an operator measured as zero everywhere keeps the defaults.
 """
@@ -26,7 +26,7 @@ from frontier_predictors.roofline import CALIBRATION_FORMAT, OperatorFactors, Ro
 
 __all__ = ["calibrate", "fit_factors", "write_calibration"]
 
-_LOW = 1e-3
+_LOW = 1e-6
 
 
 def _best_overhead(base: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,33 +60,32 @@ def fit_factors(
     y = np.asarray(time_s, float)
     uses_compute = bool(np.any(compute_s > 0))
     best = (np.inf, 1.0, 1.0, 0.0)
-    grid = np.geomspace(_LOW, 1.0, 49)
-    for _ in range(2):
-        computes = grid if uses_compute else np.array([1.0])
+
+    def search(computes: np.ndarray, memories: np.ndarray) -> None:
+        nonlocal best
         for e_c in computes:
-            base = np.maximum(compute_s / e_c, memory_s[None, :] / grid[:, None])
+            base = np.maximum(compute_s / e_c, memory_s[None, :] / memories[:, None])
             overhead, error = _best_overhead(base, y)
             k = int(np.argmin(error))
             if error[k] < best[0]:
-                best = (float(error[k]), float(e_c), float(grid[k]), float(overhead[k]))
-        # Refine: a finer grid around the best memory efficiency (and compute's).
+                best = (
+                    float(error[k]),
+                    float(e_c),
+                    float(memories[k]),
+                    float(overhead[k]),
+                )
+
+    coarse = np.geomspace(_LOW, 1.0, 73)
+    search(coarse if uses_compute else np.array([1.0]), coarse)
+    for spread in (1.3, 1.05, 1.01):
         _, e_c, e_m, _ = best
-        grid = np.unique(np.clip(np.geomspace(e_m / 1.4, e_m * 1.4, 33), _LOW, 1.0))
-        if uses_compute:
-            fine_c = np.unique(
-                np.clip(np.geomspace(e_c / 1.4, e_c * 1.4, 33), _LOW, 1.0)
-            )
-            for e_c2 in fine_c:
-                base = np.maximum(compute_s / e_c2, memory_s[None, :] / grid[:, None])
-                overhead, error = _best_overhead(base, y)
-                k = int(np.argmin(error))
-                if error[k] < best[0]:
-                    best = (
-                        float(error[k]),
-                        float(e_c2),
-                        float(grid[k]),
-                        float(overhead[k]),
-                    )
+        memories = np.unique(
+            np.clip(np.geomspace(e_m / spread, e_m * spread, 21), _LOW, 1)
+        )
+        computes = np.unique(
+            np.clip(np.geomspace(e_c / spread, e_c * spread, 21), _LOW, 1)
+        )
+        search(computes if uses_compute else np.array([1.0]), memories)
     _, e_c, e_m, overhead = best
     predicted = np.maximum(compute_s / e_c, memory_s / e_m) + overhead
     mape = float(np.mean(np.abs(predicted - y) / y))

@@ -171,13 +171,15 @@ def _summed_line(
 def _fill_axis(table: np.ndarray, axis: int, coords: np.ndarray) -> None:
     """Interpolate every line of ``table`` along ``axis`` at ``coords``."""
     moved = np.moveaxis(table, axis, -1)
-    for line in moved.reshape(-1, moved.shape[-1]):
+    lines = moved.reshape(-1, moved.shape[-1])  # a copy when not contiguous
+    for line in lines:
         known = ~np.isnan(line)
         if known.sum() < 2 or known.all():
             continue
         first, last = coords[known][0], coords[known][-1]
         inside = ~known & (coords > first) & (coords < last)
         line[inside] = np.interp(coords[inside], coords[known], line[known])
+    moved[...] = lines.reshape(moved.shape)
 
 
 def _fill_attention(
@@ -197,6 +199,7 @@ def _fill_attention(
     """
     for axis, coords in ((3, kvs), (1, kvs), (0, chunks), (2, decodes)):
         _fill_axis(table, axis, coords.astype(float))
+    table[0, 0, 0, 0] = 0.0  # an empty step
     table[0, :, :, :] = table[0, 0:1, :, :]
     table[:, :, 0, :] = table[:, :, 0, 0:1]
     table[:, :, 1:, 0] = np.where(

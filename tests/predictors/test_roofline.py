@@ -1,0 +1,88 @@
+"""The roofline: default factors, calibration, and calibration files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from frontier.errors import ConfigError
+from frontier_predictors.calibration import calibrate, fit_factors, write_calibration
+from frontier_predictors.profiles import read_profile
+from frontier_predictors.roofline import (
+    RooflineConfig,
+    RooflinePredictor,
+    default_factors,
+    roofline_for,
+)
+
+from .conftest import make_batch
+
+
+def test_fit_recovers_known_factors():
+    """Times made with e_c = 0.5, e_m = 0.25, 5 us overhead are fitted back."""
+    flops = np.array([1e9, 4e9, 1e10, 1e11, 1e12])
+    traffic = np.array([1e8, 1e8, 2e8, 2e8, 4e8])
+    peak, bandwidth = 1e14, 1e12
+    truth = np.maximum(flops / (peak * 0.5), traffic / (bandwidth * 0.25)) + 5e-6
+    factors, mape = fit_factors(flops, traffic, truth, peak, bandwidth)
+    assert factors.compute_efficiency == pytest.approx(0.5, rel=0.02)
+    assert factors.memory_efficiency == pytest.approx(0.25, rel=0.02)
+    assert factors.overhead_s == pytest.approx(5e-6, rel=0.05)
+    assert mape < 0.01
+
+
+def test_layout_operators_cost_nothing_uncalibrated(tiny_context):
+    """The profilers' reshape operators are zero unless a calibration adds them."""
+    roofline = roofline_for(tiny_context, default_factors())
+    assert roofline.time("attention_input_reshape", 100.0) == 0.0
+    assert roofline.time("qkv_proj", 100.0) > 0.0
+
+
+def test_an_absent_operator_costs_nothing(tiny_context):
+    """No tokens, no time: a step without decodes has no decode KV write."""
+    roofline = roofline_for(tiny_context, default_factors())
+    assert roofline.time("kv_cache_write_decode", 0) == 0.0
+
+
+def test_a_calibration_file_changes_the_predictions(
+    older_profile, tiny_model, tiny_context, tmp_path
+):
+    """A roofline loading a calibration fitted to the profile answers its times."""
+    samples = read_profile(older_profile, tiny_model).samples
+    factors, report = calibrate(samples, roofline_for(tiny_context, default_factors()))
+    path = tmp_path / "calibration.json"
+    write_calibration(path, factors, report, {"profile": str(older_profile)})
+    plain = RooflinePredictor(RooflineConfig(), tiny_context)
+    fitted = RooflinePredictor(RooflineConfig(calibration_path=str(path)), tiny_context)
+    batch = make_batch(prefills=[(64, 0)])
+    # The hand-made profile's per-layer MLP block at 64 tokens (ms): post norm
+    # 0.0158, up 0.404, act 0.0242, down 0.207, add 0.0084 -> 0.6594 ms.
+    assert fitted.predict(batch).mlp_s * 1e3 == pytest.approx(0.6594, rel=0.15)
+    assert plain.predict(batch).mlp_s != fitted.predict(batch).mlp_s
+    assert fitted.describe()["calibrated_operators"] == len(factors)
+
+
+def test_a_file_that_is_not_a_calibration_is_refused(tiny_context, tmp_path):
+    """A JSON file without the calibration format names the config field."""
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"operators": {}}))
+    with pytest.raises(ConfigError, match=r"calibration_path .* is not a roofline"):
+        RooflinePredictor(RooflineConfig(calibration_path=str(path)), tiny_context)
+
+
+def test_a_missing_calibration_file_is_named(tiny_context, tmp_path):
+    """A calibration path that does not exist says how to make one."""
+    config = RooflineConfig(calibration_path=str(tmp_path / "none.json"))
+    with pytest.raises(ConfigError, match="frontier train"):
+        RooflinePredictor(config, tiny_context)
+
+
+def test_an_out_of_range_factor_is_refused(tiny_context, tmp_path):
+    """An efficiency above 1 in a calibration file names the operator."""
+    path = tmp_path / "bad.json"
+    entry = {"compute_efficiency": 1.5, "memory_efficiency": 0.5, "overhead_us": 1.0}
+    data = {"format": "frontier-roofline-calibration/1", "operators": {"o_proj": entry}}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="'o_proj'"):
+        RooflinePredictor(RooflineConfig(calibration_path=str(path)), tiny_context)
