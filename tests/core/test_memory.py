@@ -157,13 +157,6 @@ def test_refusal_also_applies_to_a_pinned_block_count():
         _plan(cache=CacheConfig(num_gpu_blocks=255))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="weights are counted in the compute dtype (bf16 for DeepSeek-V3), but its "
-    "checkpoint is FP8 (quantization_config.quant_method = 'fp8'): 671e9 x 2 B / 8 "
-    "= 156 GiB per GPU does not fit an H200, while vLLM serves it on 8 x H200. "
-    "Needs a weight dtype apart from the compute and KV dtypes.",
-)
 def test_deepseek_v3_fp8_checkpoint_fits_on_eight_h200():
     """DeepSeek-V3 as published (FP8 weights) plans on 8 x H200 with dtype auto."""
     from conftest import test_plugins as plugin_host

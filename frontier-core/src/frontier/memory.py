@@ -90,11 +90,15 @@ def plan_memory(
     *,
     dtype_bytes: int,
     kv_dtype_bytes: int,
+    weight_dtype_bytes: int | None = None,
     max_num_batched_tokens: int,
     max_num_seqs: int,
     max_model_len: int,
 ) -> MemoryPlan:
     """Plan one replica's KV cache, or refuse when a full sequence cannot fit.
+
+    ``weight_dtype_bytes`` is the stored weights' element size when it differs from
+    the activations' (an FP8 checkpoint); ``dtype_bytes`` otherwise.
 
     Raises:
         ConfigError: One ``max_model_len`` sequence needs more blocks than fit;
@@ -104,7 +108,7 @@ def plan_memory(
     pp = parallel.pipeline_parallel_size
     stage_params = [_stage_weight_params(model, s, pp) for s in range(pp)]
     worst_stage = max(range(pp), key=lambda s: stage_params[s])
-    weight_bytes = stage_params[worst_stage] * dtype_bytes // tp
+    weight_bytes = stage_params[worst_stage] * (weight_dtype_bytes or dtype_bytes) // tp
 
     if cache.activation_memory_gib is not None:
         activation_bytes = int(cache.activation_memory_gib * GIB)

@@ -52,7 +52,10 @@ class ModelSpec:
         max_position_embeddings: Longest context the model was trained for.
         gated_mlp: Whether the MLP has a gate projection (SwiGLU), three matrices.
         tie_word_embeddings: Whether the LM head shares the embedding matrix.
-        dtype: Weight dtype name, e.g. ``bfloat16``.
+        dtype: Activation dtype name, e.g. ``bfloat16`` (``torch_dtype``).
+        weight_dtype: Dtype of the stored weights when the checkpoint is quantised
+            (``fp8`` for a ``quantization_config`` with ``quant_method = "fp8"``);
+            ``None`` when the weights are in ``dtype``.
         num_experts: Routed experts per MoE layer; 0 for a dense model.
         num_experts_per_token: Experts each token is routed to (top-k).
         expert_intermediate_size: MLP width of one expert.
@@ -86,6 +89,7 @@ class ModelSpec:
     gated_mlp: bool = True
     tie_word_embeddings: bool = False
     dtype: str = "bfloat16"
+    weight_dtype: str | None = None
     num_experts: int = 0
     num_experts_per_token: int = 0
     expert_intermediate_size: int = 0
@@ -281,6 +285,12 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
     dtype = str(_first(config, "torch_dtype", "dtype", default="bfloat16"))
     if dtype not in DTYPE_BYTES:
         dtype = "bfloat16"
+    quantization = config.get("quantization_config") or {}
+    weight_dtype = None
+    if isinstance(quantization, dict) and quantization.get("quant_method") == "fp8":
+        weight_dtype = "fp8"
+    # XXX: int4/int8 checkpoints (AWQ, GPTQ, compressed-tensors) are counted in
+    # ``dtype``; their smaller weights are not modelled yet.
     return ModelSpec(
         name=name,
         num_layers=need("num_hidden_layers", "n_layer", "num_layers"),
@@ -302,6 +312,7 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         gated_mlp=gated,
         tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
         dtype=dtype,
+        weight_dtype=weight_dtype,
         num_experts=int(num_experts),
         num_experts_per_token=int(_first(config, "num_experts_per_tok", default=0)),
         expert_intermediate_size=int(expert_width) if num_experts else 0,

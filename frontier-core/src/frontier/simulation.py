@@ -143,6 +143,7 @@ class Simulation:
             config.parallel,
             config.cache,
             dtype_bytes=DTYPE_BYTES[self.dtype],
+            weight_dtype_bytes=DTYPE_BYTES[self.model.weight_dtype or self.dtype],
             kv_dtype_bytes=DTYPE_BYTES[self.kv_cache_dtype],
             max_num_batched_tokens=max_tokens,
             max_num_seqs=max_seqs,

@@ -99,6 +99,8 @@ def _resolve(config_path: Path | None, sets: list[str] | None, **flags: Any) -> 
     data: dict[str, Any] = read_config_file(config_path) if config_path else {}
     data = collect_overrides(data, sets or [], **flags)
     source = str(config_path) if config_path else "embedded default"
+    if sets or any(value is not None for value in flags.values()):
+        source += " with command-line overrides"
     return build_config(data, _plugins().registry.config_classes(), source)
 
 
