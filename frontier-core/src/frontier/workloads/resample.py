@@ -1,0 +1,96 @@
+"""A trace's length distribution, stretched to any number of requests.
+
+The trace's ``(num_prefill_tokens, num_decode_tokens)`` pairs are read once; each
+generated request draws one pair uniformly with replacement (a seeded bootstrap, so
+prompt and output lengths keep their joint distribution), and arrivals come from an
+arrival process at ``qps``. This is how a 19,366-request trace becomes a
+million-request benchmark with the same traffic mix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import numpy as np
+
+from frontier.config import WorkloadConfig, positive
+from frontier.errors import InputError
+from frontier.plugins import RequestGenerator, WorkloadContext
+from frontier.request import Request
+from frontier.workloads.arrivals import CHUNK, arrival_times
+from frontier.workloads.trace import TraceConfig, TraceGenerator
+
+__all__ = ["ResampleConfig", "ResampleGenerator"]
+
+
+@attrs.frozen(kw_only=True)
+class ResampleConfig(WorkloadConfig):
+    """Requests drawn from a trace's lengths.
+
+    Attributes:
+        path: CSV trace with ``num_prefill_tokens`` and ``num_decode_tokens``.
+        num_requests: Requests to generate.
+        qps: Mean arrival rate, requests per second.
+        arrival: ``poisson``, ``gamma``, ``fixed`` or ``offline``.
+        cv: Coefficient of variation of gamma gaps.
+        seed: Seed of the draws and arrivals; the run's seed when unset.
+    """
+
+    type: str = "trace_resample"
+    path: str
+    num_requests: int = attrs.field(validator=positive)
+    qps: float = attrs.field(default=4.0, validator=positive)
+    arrival: Literal["poisson", "gamma", "fixed", "offline"] = "poisson"
+    cv: float = attrs.field(default=1.0, validator=positive)
+    seed: int | None = None
+
+
+class ResampleGenerator(RequestGenerator):
+    """Bootstrap-resamples a trace's (prompt, output) pairs at a chosen rate."""
+
+    def __init__(self, config: ResampleConfig, context: WorkloadContext) -> None:
+        super().__init__(config, context)
+        self.config: ResampleConfig = config
+        reader = TraceGenerator(
+            TraceConfig(path=config.path, arrival="offline"), context
+        )
+        pairs = [(r.num_prompt_tokens, r.num_output_tokens) for r in reader]
+        if not pairs:
+            raise InputError(f"{config.path}: the trace has no requests to resample")
+        table = np.array(pairs, dtype=np.int64)
+        self._prompts = table[:, 0]
+        self._outputs = table[:, 1]
+        self._stem = Path(config.path).stem
+
+    @property
+    def num_requests(self) -> int:
+        """The configured request count."""
+        return self.config.num_requests
+
+    @property
+    def label(self) -> str:
+        """``<trace stem>_x<num_requests>``, e.g. ``splitwise_conv_x1000000``."""
+        return f"{self._stem}_x{self.config.num_requests}"
+
+    def __iter__(self) -> Iterator[Request]:
+        config = self.config
+        seed = self.context.seed if config.seed is None else config.seed
+        index_rng, arrival_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2)
+        )
+        times = arrival_times(config.arrival, config.qps, config.cv, arrival_rng)
+        rows = len(self._prompts)
+        request_id = 0
+        while request_id < config.num_requests:
+            size = min(CHUNK, config.num_requests - request_id)
+            picks = index_rng.integers(0, rows, size=size)
+            for prompt, output in zip(
+                self._prompts[picks].tolist(),
+                self._outputs[picks].tolist(),
+                strict=True,
+            ):
+                yield Request(request_id, next(times), prompt, output)
+                request_id += 1
