@@ -27,9 +27,13 @@ class Batch:
             output.
         decode_context_sum: Sum over decodes of the tokens each attends to,
             the new one included.
+        decode_context_max: Most tokens one decode attends to (0 without decodes).
+        decode_context_min: Fewest tokens one decode attends to (0 without decodes).
     """
 
     __slots__ = (
+        "decode_context_max",
+        "decode_context_min",
         "decode_context_sum",
         "num_decodes",
         "num_new_tokens",
@@ -47,6 +51,8 @@ class Batch:
         self.prefill_contexts: list[int] = []
         self.num_decodes = 0
         self.decode_context_sum = 0
+        self.decode_context_max = 0
+        self.decode_context_min = 0
 
     def add(self, request: Request, num_new_tokens: int) -> None:
         """Add ``request`` computing ``num_new_tokens`` tokens this step."""
@@ -55,7 +61,12 @@ class Batch:
         self.num_tokens += num_new_tokens
         if num_new_tokens == 1 and request.num_generated > 0:
             self.num_decodes += 1
-            self.decode_context_sum += request.num_computed_tokens + 1
+            context = request.num_computed_tokens + 1
+            self.decode_context_sum += context
+            if context > self.decode_context_max:
+                self.decode_context_max = context
+            if self.num_decodes == 1 or context < self.decode_context_min:
+                self.decode_context_min = context
         else:
             self.prefill_lengths.append(num_new_tokens)
             self.prefill_contexts.append(request.num_computed_tokens)

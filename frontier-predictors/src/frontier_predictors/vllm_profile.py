@@ -129,40 +129,50 @@ def _series(path: Path, key: str) -> dict[str, dict[int, float]]:
     return series
 
 
-class _Line:
-    """A piecewise-linear table ``y(x)``, continued linearly past its last point."""
+class _Lines:
+    """Piecewise-linear tables ``y_k(x)`` on one axis, continued linearly past
+    its last point (and held at the first value below the first)."""
 
-    __slots__ = ("x", "x_max", "y")
+    __slots__ = ("columns", "x", "x_max")
 
-    def __init__(self, x: list[float], y: list[float]) -> None:
+    def __init__(self, x: list[float], columns: list[list[float]]) -> None:
         self.x = x
-        self.y = y
+        self.columns = columns
         self.x_max = x[-1]
 
-    def __call__(self, x: float) -> float:
+    def __call__(self, x: float) -> list[float]:
         xs = self.x
         i = bisect.bisect_right(xs, x) - 1
         if i < 0:
-            return self.y[0]
+            return [column[0] for column in self.columns]
         if i >= len(xs) - 1:
             i = len(xs) - 2
-        x0 = xs[i]
-        return self.y[i] + (self.y[i + 1] - self.y[i]) * (x - x0) / (xs[i + 1] - x0)
+        w = (x - xs[i]) / (xs[i + 1] - xs[i])
+        return [c[i] + (c[i + 1] - c[i]) * w for c in self.columns]
 
 
-def _summed_line(
-    series: dict[str, dict[int, float]], ops: tuple[str, ...], path: Path
-) -> _Line:
-    """One table holding the sum of ``ops`` (those present), in seconds."""
-    present = [op for op in ops if op in series]
-    if not present:
-        raise InputError(f"{path}: none of the operators {', '.join(ops)} is there")
-    grid = sorted({x for op in present for x in series[op]})
-    total = np.zeros(len(grid))
-    for op in present:
-        xs = sorted(series[op])
-        total += np.interp(grid, xs, [series[op][x] for x in xs])
-    return _Line([float(x) for x in grid], [t * _US for t in total])
+def _summed_lines(
+    series: dict[str, dict[int, float]], groups: list[tuple[str, ...]], path: Path
+) -> _Lines:
+    """One column per group of operators: the sum of those present, in seconds.
+
+    Operators measured on different grids are first interpolated onto the union
+    of their grids. An empty group gives a column of zeros.
+    """
+    grid = sorted(
+        {x for group in groups for op in group if op in series for x in series[op]}
+    )
+    if not grid:
+        raise InputError(f"{path}: no rows")
+    columns = []
+    for group in groups:
+        total = np.zeros(len(grid))
+        for op in group:
+            if op in series:
+                xs = sorted(series[op])
+                total += np.interp(grid, xs, [series[op][x] for x in xs])
+        columns.append((total * _US).tolist())
+    return _Lines([float(x) for x in grid], columns)
 
 
 # --------------------------------------------------------------------------- attention
@@ -323,12 +333,18 @@ def _bucket_axes(meta_path: Path) -> dict[str, list[Any]]:
     return axes
 
 
-def _label(bins: list[float], labels: list[str], value: float) -> str:
-    """The label of the bin ``(bins[i], bins[i + 1]]`` holding ``value``."""
-    for i, label in enumerate(labels):
-        if value <= bins[i + 1]:
-            return label
-    return labels[-1]
+def _labeller(bins: list[float], labels: list[str]) -> Any:
+    """A function giving the label of the bin ``(bins[i], bins[i + 1]]`` of a value.
+
+    Values past the last edge take the last label.
+    """
+    edges = bins[1 : len(labels) + 1]
+    last = len(labels) - 1
+
+    def label(value: float) -> str:
+        return labels[min(bisect.bisect_left(edges, value), last)]
+
+    return label
 
 
 class _SkewCorrection:
@@ -358,7 +374,6 @@ class _SkewCorrection:
                 f"{meta_path}: skew_fit.bucket_axes lacks {', '.join(missing)}; "
                 "set predictor.skew_correction = false to go without the correction"
             )
-        self.axes = axes
         fit_path = folder / "skew_fit.csv"
         columns = ("pc", "n_label", "skew_rate_label", "kv_big_label", "kp_label")
         self.alphas: dict[tuple[Any, ...], float] = {}
@@ -374,6 +389,11 @@ class _SkewCorrection:
             key = (chunk, *(row[c].strip() for c in columns[1:]))
             self.alphas[key] = alpha
         self.chunks = sorted({key[0] for key in self.alphas})
+        self._positive_chunks = [c for c in self.chunks if c > 0]
+        self._n_label = _labeller(axes["n_bins"], axes["n_labels"])
+        self._rate_label = _labeller(axes["skew_rate_bins"], axes["skew_rate_labels"])
+        self._big_label = _labeller(axes["kv_big_bins"], axes["kv_big_labels"])
+        self._kp_label = _labeller(axes["kp_bins"], axes["kp_labels"])
         self.alpha_default = self._pooled_alpha(folder / "skew.csv")
 
     @staticmethod
@@ -394,10 +414,16 @@ class _SkewCorrection:
         return numerator / denominator if denominator > 0 else 0.0
 
     def _chunk_key(self, chunk: float) -> int:
-        if chunk <= 0 or self.chunks[-1] <= 0:
+        positive = self._positive_chunks
+        if chunk <= 0 or not positive:
             return self.chunks[0]
-        positive_chunks = [c for c in self.chunks if c > 0]
-        return min(positive_chunks, key=lambda c: abs(math.log(c / chunk)))
+        i = bisect.bisect_left(positive, chunk)
+        if i == 0:
+            return positive[0]
+        if i == len(positive):
+            return positive[-1]
+        low, high = positive[i - 1], positive[i]
+        return low if chunk * chunk <= low * high else high
 
     def alpha(
         self,
@@ -408,13 +434,12 @@ class _SkewCorrection:
         kv_prefill: float,
     ) -> float:
         """The fitted ``alpha`` of the batch's bucket (the pooled one when absent)."""
-        axes = self.axes
         key = (
             self._chunk_key(chunk),
-            _label(axes["n_bins"], axes["n_labels"], decodes),
-            _label(axes["skew_rate_bins"], axes["skew_rate_labels"], skew_rate),
-            _label(axes["kv_big_bins"], axes["kv_big_labels"], kv_big),
-            _label(axes["kp_bins"], axes["kp_labels"], kv_prefill),
+            self._n_label(decodes),
+            self._rate_label(skew_rate),
+            self._big_label(kv_big),
+            self._kp_label(kv_prefill),
         )
         return self.alphas.get(key, self.alpha_default)
 
@@ -530,13 +555,18 @@ class VllmProfilePredictor(Predictor):
             raise InputError(
                 f"{dense_path}: no rows for operator(s) {', '.join(missing)}"
             )
-        self._attention_ops = _summed_line(dense, _ATTENTION_OPS, dense_path)
-        self._mlp = _summed_line(dense, _MLP_OPS, dense_path) if has_dense_mlp else None
-        self._norm = _summed_line(dense, ("layernorm",), dense_path)
-        self._embedding = _summed_line(dense, ("embedding",), dense_path)
         final = "final_layernorm" if "final_layernorm" in dense else "layernorm"
-        self._final_norm = _summed_line(dense, (final,), dense_path)
-        self._max_tokens = self._attention_ops.x_max
+        self._tokens = _summed_lines(
+            dense,
+            [
+                _ATTENTION_OPS,
+                _MLP_OPS if has_dense_mlp else (),
+                ("layernorm",),
+                ("embedding",),
+                (final,),
+            ],
+            dense_path,
+        )
 
         sequence_path = self.folder / "per_sequence.csv"
         per_sequence = _series(sequence_path, "sequences")
@@ -545,7 +575,9 @@ class VllmProfilePredictor(Predictor):
             raise InputError(
                 f"{sequence_path}: no rows for operator(s) {', '.join(missing)}"
             )
-        self._head = _summed_line(per_sequence, ("lm_head", "sampler"), sequence_path)
+        self._sequences = _summed_lines(
+            per_sequence, [("lm_head", "sampler")], sequence_path
+        )
 
         self._attention = _AttentionTable(self.folder / "attention.csv")
 
@@ -583,13 +615,15 @@ class VllmProfilePredictor(Predictor):
         """Operator times of one step on one TP rank (module doc for the mapping)."""
         tokens = batch.num_tokens
         sequences = batch.num_requests
-        outside = tokens > self._max_tokens or sequences > self._head.x_max
+        outside = tokens > self._tokens.x_max or sequences > self._sequences.x_max
+        attention_ops, mlp, norm, embedding, final_norm = self._tokens(tokens)
 
-        chunk, kv_prefill = (
-            merged_prefill(batch.prefill_lengths, batch.prefill_contexts)
-            if batch.prefill_lengths
-            else (0.0, 0.0)
-        )
+        if batch.prefill_lengths:
+            chunk, kv_prefill = merged_prefill(
+                batch.prefill_lengths, batch.prefill_contexts
+            )
+        else:
+            chunk = kv_prefill = 0.0
         decodes = batch.num_decodes
         kv_decode = batch.decode_context_sum / decodes - 1 if decodes else 0.0
         table = self._attention
@@ -600,19 +634,17 @@ class VllmProfilePredictor(Predictor):
                 batch, chunk, kv_prefill, decodes, kv_decode, kernel
             )
 
-        attention = self._attention_ops(tokens) + kernel
-        mlp = self._mlp(tokens) if self._mlp is not None else 0.0
         moe = 0.0
         if self._moe is not None:
             routed = tokens * self._token_factor
             experts = self._experts_per_rank * (1 - self._route_miss**routed)
             rank_tokens = routed / self._ep
-            moe = self._norm(tokens) + self._moe(rank_tokens, experts)
+            moe = norm + self._moe(rank_tokens, experts)
             outside = outside or rank_tokens > self._moe.max_tokens
-        head = self._final_norm(tokens) + self._head(sequences)
+        head = final_norm + self._sequences(sequences)[0]
         if outside:
             self.fallback_count += 1
-        return OperatorTimes(attention, mlp, moe, self._embedding(tokens), head)
+        return OperatorTimes(attention_ops + kernel, mlp, moe, embedding, head)
 
     def _skew_term(
         self,
@@ -642,7 +674,7 @@ class VllmProfilePredictor(Predictor):
                 "profile": str(self.folder),
                 "skew_correction": self._skew is not None,
                 "skew_corrected_predictions": self.num_skew_corrected,
-                "max_tokens": self._max_tokens,
+                "max_tokens": self._tokens.x_max,
                 "max_kv": self._attention.max_kv,
             }
         )

@@ -1,0 +1,25 @@
+"""Replay a real vLLM serving run in the simulator and compare the latencies.
+
+A run folder holds what a real engine served and measured: ``meta.json`` (the
+engine settings), ``requests.jsonl`` (per-request timestamps) and, beside it in
+the data set, the workload with prompt token ids, the model's ``config.json`` and
+operator profiles of the same GPU. :func:`validate_run` maps the settings onto a
+:class:`~frontier.config.Config`, simulates the same requests and compares TTFT,
+TPOT and latency request by request (``frontier validate RUN_DIR``).
+"""
+
+from frontier.validation.compare import Comparison, MetricComparison, ks_statistic
+from frontier.validation.replay import build_config_data, validate_run
+from frontier.validation.runs import RealRun, RunInputs, load_run, locate_inputs
+
+__all__ = [
+    "Comparison",
+    "MetricComparison",
+    "RealRun",
+    "RunInputs",
+    "build_config_data",
+    "ks_statistic",
+    "load_run",
+    "locate_inputs",
+    "validate_run",
+]

@@ -1,0 +1,190 @@
+"""Simulate a real run's workload under its engine settings.
+
+The mapping from ``meta.json``'s ``engine_kwargs`` onto a config:
+
+- ``tensor_parallel_size`` -> ``parallel.tensor_parallel_size``;
+  ``data_parallel_size`` -> ``parallel.num_replicas``; with
+  ``enable_expert_parallel`` the experts are split over all ``tp x dp`` GPUs
+  (``predictor.expert_parallel_size``), as vLLM does;
+- ``max_num_seqs``, ``max_num_batched_tokens`` -> the ``vllm_v1`` scheduler;
+  chunked prefill and prefix caching on, block size 16 and GPU memory
+  utilisation 0.9 unless the kwargs say otherwise (vLLM's defaults);
+- ``max_model_len`` (the model's own when null), ``dtype``, ``kv_cache_dtype``,
+  ``seed`` -> the model section and the run's seed;
+- the GPU, model ``config.json``, workload (``vllm_jsonl``, with prompt block
+  hashes) and operator profile (``vllm_profile``) found by
+  :func:`~frontier.validation.runs.locate_inputs`.
+
+The KV block count comes from the memory planner. ``--set`` overrides apply last.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from frontier.config import Config, apply_overrides, build_config, parse_override
+from frontier.hookspecs import hookimpl
+from frontier.plugins import load_plugins
+from frontier.request import Request
+from frontier.simulation import Simulation
+from frontier.validation.compare import Comparison, compare
+from frontier.validation.runs import RealRun, RunInputs, load_run, locate_inputs
+
+__all__ = ["ValidationResult", "build_config_data", "validate_run"]
+
+_DTYPES = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
+    """The raw config (before ``--set``) that replays ``run`` (module doc)."""
+    engine = run.engine
+    tp = int(engine["tensor_parallel_size"])
+    dp = int(engine["data_parallel_size"])
+    dtype = str(engine.get("dtype") or "auto")
+    kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
+    model: dict[str, Any] = {
+        "name": run.model,
+        "config_path": str(inputs.model_config),
+        "dtype": _DTYPES.get(dtype, dtype),
+        "kv_cache_dtype": _DTYPES.get(kv_dtype, kv_dtype),
+    }
+    if engine.get("max_model_len"):
+        model["max_model_len"] = int(engine["max_model_len"])
+    predictor: dict[str, Any] = {"type": "vllm_profile", "path": str(inputs.profile)}
+    if engine.get("enable_expert_parallel"):
+        predictor["expert_parallel_size"] = tp * dp
+    return {
+        "seed": int(engine.get("seed") or 0),
+        "model": model,
+        "device": {"name": inputs.device},
+        "parallel": {"tensor_parallel_size": tp, "num_replicas": dp},
+        "cache": {
+            "block_size": int(engine.get("block_size") or 16),
+            "gpu_memory_utilization": float(
+                engine.get("gpu_memory_utilization") or 0.9
+            ),
+            "enable_prefix_caching": bool(engine.get("enable_prefix_caching", True)),
+        },
+        "replica_scheduler": {
+            "type": "vllm_v1",
+            "max_num_seqs": int(engine["max_num_seqs"]),
+            "max_num_batched_tokens": int(engine["max_num_batched_tokens"]),
+            "enable_chunked_prefill": bool(engine.get("enable_chunked_prefill", True)),
+        },
+        "predictor": predictor,
+        "workload": {
+            "type": "vllm_jsonl",
+            "path": str(inputs.workload),
+            "num_requests": run.num_requests,
+        },
+        "metrics": {"progress": False},
+    }
+
+
+class _RequestRecorder:
+    """Observer that keeps each finished request's timestamps (seconds)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, tuple[float, float, float, float, int]] = {}
+
+    @hookimpl
+    def frontier_request_finished(self, request: Request) -> None:
+        self.rows[request.request_id] = (
+            request.arrived_at,
+            request.first_token_at,
+            request.last_token_at,
+            request.completed_at,
+            request.num_generated,
+        )
+
+    def metrics(self, count: int) -> dict[str, np.ndarray]:
+        """TTFT, TPOT and latency in ms by request id (NaN where missing)."""
+        table = np.full((count, 5), np.nan)
+        for request_id, row in self.rows.items():
+            if request_id < count:
+                table[request_id] = row
+        arrived, first, last, completed, generated = table.T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpot = np.where(generated > 1, (last - first) / (generated - 1), np.nan)
+        return {
+            "ttft": (first - arrived) * 1e3,
+            "tpot": tpot * 1e3,
+            "latency": (completed - arrived) * 1e3,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class ValidationResult:
+    """A replayed run: its inputs, both sides per request, and the comparison.
+
+    Attributes:
+        run: The real run.
+        inputs: Where the simulator's inputs came from.
+        config: The resolved config that was simulated.
+        real: Measured TTFT, TPOT and latency per request, ms.
+        simulated: Simulated TTFT, TPOT and latency per request, ms.
+        comparison: The table of statistics.
+        summary: The simulation's ``system_metrics.json`` content.
+        wall_time_s: Seconds the simulation took.
+    """
+
+    run: RealRun
+    inputs: RunInputs
+    config: Config
+    real: dict[str, np.ndarray]
+    simulated: dict[str, np.ndarray]
+    comparison: Comparison
+    summary: dict[str, Any]
+    wall_time_s: float
+
+
+def validate_run(
+    run_dir: str | Path,
+    profiles: str | Path | None = None,
+    sets: list[str] | tuple[str, ...] = (),
+    simulation_dir: Path | None = None,
+) -> ValidationResult:
+    """Simulate the run in ``run_dir`` and compare it with the measurements.
+
+    Args:
+        run_dir: The real run's folder.
+        profiles: The operator profiles (see :func:`locate_inputs`).
+        sets: ``dotted.path=value`` overrides of the built config.
+        simulation_dir: Where the simulation writes its own outputs; nothing
+            when ``None``.
+
+    Raises:
+        FrontierError: An input is missing or malformed, or the config is bad.
+    """
+    run = load_run(run_dir)
+    inputs = locate_inputs(run, profiles)
+    recorder = _RequestRecorder()
+    plugins = load_plugins(extra=[("frontier-validation", recorder)])
+    data = build_config_data(run, inputs)
+    data = apply_overrides(data, [parse_override(text) for text in sets])
+    config = build_config(
+        data, plugins.registry.config_classes(), f"validation of {run.folder}"
+    )
+    simulation = Simulation(config, plugins)
+    started = time.perf_counter()
+    result = simulation.run(simulation_dir)
+    wall = time.perf_counter() - started
+
+    real = {"ttft": run.ttft_ms, "tpot": run.tpot_ms, "latency": run.latency_ms}
+    simulated = recorder.metrics(run.num_requests)
+    return ValidationResult(
+        run=run,
+        inputs=inputs,
+        config=config,
+        real=real,
+        simulated=simulated,
+        comparison=compare(real, simulated),
+        summary=result.summary,
+        wall_time_s=wall if math.isfinite(wall) else 0.0,
+    )

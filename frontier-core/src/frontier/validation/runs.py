@@ -1,0 +1,276 @@
+"""A real serving run on disk: its engine settings, its measurements, its inputs.
+
+A run folder (``<data>/vllm-<version>/<gpu>/<run>/``) holds:
+
+- ``meta.json``: ``model``, ``dataset_path`` (relative to the data set's root) and
+  ``engine_kwargs`` (``tensor_parallel_size``, ``data_parallel_size``,
+  ``enable_expert_parallel``, ``max_num_seqs``, ``max_num_batched_tokens``,
+  ``max_model_len``, ``dtype``, ``kv_cache_dtype``, ``seed``);
+- ``requests.jsonl``: per request ``input_toks``, ``output_toks`` and, on the
+  engine's monotonic clock in seconds, ``queued_ts``, ``first_token_ts`` and
+  ``last_token_ts``.
+
+The measured metrics follow the data set's definitions: TTFT =
+``first_token_ts - queued_ts``; TPOT = ``(last_token_ts - first_token_ts) /
+(output_toks - 1)`` (requests with one output token have none); latency =
+``last_token_ts - queued_ts``. The data set's root also holds the workload
+(``dataset_path``), the model's ``models/<org>/<name>.json`` and the operator
+profiles ``profiles/<GPU>/<org>/<name>/<variant>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from frontier.devices import load_device
+from frontier.errors import ConfigError, InputError
+
+__all__ = ["RealRun", "RunInputs", "load_run", "locate_inputs", "profile_variant"]
+
+_ENGINE_KEYS = (
+    "tensor_parallel_size",
+    "data_parallel_size",
+    "max_num_seqs",
+    "max_num_batched_tokens",
+)
+_DTYPE_SHORT = {
+    "bfloat16": "bf16",
+    "bf16": "bf16",
+    "float16": "fp16",
+    "half": "fp16",
+    "fp16": "fp16",
+    "float32": "fp32",
+    "float": "fp32",
+    "fp32": "fp32",
+    "fp8": "fp8",
+}
+_ORDER = re.compile(r"(\d+)$")
+
+
+@attrs.frozen(kw_only=True)
+class RealRun:
+    """What a real engine was asked to do and what it measured.
+
+    Attributes:
+        folder: The run folder.
+        meta: The content of ``meta.json``.
+        engine: ``meta["engine_kwargs"]``.
+        model: Hub id of the model served.
+        input_tokens: Prompt length of each request, in workload order.
+        output_tokens: Output length of each request.
+        ttft_ms: Measured time to first token of each request.
+        tpot_ms: Measured time per output token (NaN with one output token).
+        latency_ms: Measured end-to-end latency.
+    """
+
+    folder: Path
+    meta: dict[str, Any]
+    engine: dict[str, Any]
+    model: str
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    ttft_ms: np.ndarray
+    tpot_ms: np.ndarray
+    latency_ms: np.ndarray
+
+    @property
+    def num_requests(self) -> int:
+        """Requests the engine served."""
+        return len(self.ttft_ms)
+
+
+@attrs.frozen(kw_only=True)
+class RunInputs:
+    """Where the simulator's inputs for a run are.
+
+    Attributes:
+        data_root: Root of the data set.
+        workload: The request JSONL with prompt token ids.
+        model_config: The model's Hugging Face ``config.json``.
+        profile: The operator profile folder (holding ``tp<N>/``).
+        device: Device catalogue name of the run's GPU.
+    """
+
+    data_root: Path
+    workload: Path
+    model_config: Path
+    profile: Path
+    device: str
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; is this a run folder?") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot be read: {error}") from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON: {error}") from None
+
+
+def _field(record: dict[str, Any], name: str, where: str) -> float:
+    value = record.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(f"{where}, field {name}: {value!r} is not a number")
+    if not math.isfinite(value):
+        raise InputError(f"{where}, field {name}: {value!r} is not finite")
+    return float(value)
+
+
+def load_run(folder: str | Path) -> RealRun:
+    """Read a run folder's ``meta.json`` and ``requests.jsonl``.
+
+    Requests are put in workload order: by the number that ends their
+    ``request_id`` (``bench-17`` is the 18th line of the workload) when every id
+    has one, else in file order.
+
+    Raises:
+        InputError: A file is missing, or a line lacks a field or is not JSON.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"run folder {folder} does not exist")
+    meta = _read_json(folder / "meta.json")
+    engine = meta.get("engine_kwargs") if isinstance(meta, dict) else None
+    if not isinstance(engine, dict):
+        raise InputError(f"{folder / 'meta.json'}: no engine_kwargs table")
+    missing = [key for key in _ENGINE_KEYS if key not in engine]
+    if missing:
+        raise InputError(
+            f"{folder / 'meta.json'}: engine_kwargs lacks {', '.join(missing)}"
+        )
+    model = engine.get("model") or meta.get("model")
+    if not isinstance(model, str):
+        raise InputError(f"{folder / 'meta.json'}: no model name")
+
+    path = folder / "requests.jsonl"
+    records = []
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read: {error}") from None
+    for line_number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {line_number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where}: not valid JSON: {error.msg}") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{where}: expected a JSON object")
+        names = ("input_toks", "output_toks", "queued_ts")
+        row = [_field(record, n, where) for n in names]
+        row += [_field(record, n, where) for n in ("first_token_ts", "last_token_ts")]
+        if row[1] < 1:
+            raise InputError(f"{where}, field output_toks: at least 1 expected")
+        match = _ORDER.search(str(record.get("request_id", "")))
+        records.append((int(match.group(1)) if match else None, row))
+    if not records:
+        raise InputError(f"{path}: no requests")
+    if all(order is not None for order, _ in records):
+        records.sort(key=lambda item: item[0])
+    data = np.array([row for _, row in records])
+    inputs, outputs, queued, first, last = data.T
+    tpot = np.full(len(data), np.nan)
+    several = outputs > 1
+    tpot[several] = (last[several] - first[several]) / (outputs[several] - 1)
+    return RealRun(
+        folder=folder,
+        meta=meta,
+        engine=engine,
+        model=model,
+        input_tokens=inputs.astype(int),
+        output_tokens=outputs.astype(int),
+        ttft_ms=(first - queued) * 1e3,
+        tpot_ms=tpot * 1e3,
+        latency_ms=(last - queued) * 1e3,
+    )
+
+
+def profile_variant(dtype: str, kv_cache_dtype: str | None) -> str:
+    """The profile folder of a dtype pair: ``bf16``, ``bf16-kvfp8``, ...
+
+    The profiler names a variant by the short weight dtype, plus ``-kv<dtype>``
+    when the KV cache has its own.
+    """
+    name = _DTYPE_SHORT.get(dtype, dtype)
+    if kv_cache_dtype and kv_cache_dtype != "auto":
+        name += f"-kv{_DTYPE_SHORT.get(kv_cache_dtype, kv_cache_dtype)}"
+    return name
+
+
+def _normalised(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def locate_inputs(run: RealRun, profiles: str | Path | None = None) -> RunInputs:
+    """Find the workload, model config, profile and device of ``run``.
+
+    The data set's root is the nearest folder above the run that holds
+    ``meta["dataset_path"]``. The GPU is the run's parent folder name (a device
+    alias, e.g. ``rtxpro6000``). ``profiles`` may name the profile folder itself,
+    the folder of one GPU's profiles, or the root of all profiles
+    (``<data>/profiles`` by default).
+
+    Raises:
+        InputError: An input cannot be found; the message names where it looked.
+    """
+    dataset = run.meta.get("dataset_path")
+    if not isinstance(dataset, str):
+        raise InputError(f"{run.folder / 'meta.json'}: no dataset_path")
+    root = next(
+        (p for p in run.folder.resolve().parents if (p / dataset).is_file()), None
+    )
+    if root is None:
+        raise InputError(
+            f"{run.folder}: no folder above the run holds its workload {dataset}"
+        )
+    model_config = root / "models" / f"{run.model}.json"
+    if not model_config.is_file():
+        raise InputError(f"the model config {model_config} does not exist")
+
+    hardware = run.folder.parent.name
+    try:
+        device = load_device(hardware).name
+    except ConfigError:
+        raise InputError(
+            f"{run.folder}: the GPU folder name {hardware!r} is not a device of the "
+            "catalogue; add it (device.catalogue_path) under that name or alias"
+        ) from None
+
+    dtype = str(run.engine.get("dtype") or "bfloat16")
+    variant = profile_variant(dtype, run.engine.get("kv_cache_dtype"))
+    base = Path(profiles) if profiles is not None else root / "profiles"
+    candidates = [base, base / run.model / variant]
+    if base.is_dir():
+        candidates += [
+            child / run.model / variant
+            for child in sorted(base.iterdir())
+            if _normalised(child.name) == _normalised(hardware)
+        ]
+    profile = next(
+        (c for c in candidates if c.is_dir() and any(c.glob("tp*/attention.csv"))),
+        None,
+    )
+    if profile is None:
+        looked = ", ".join(str(c) for c in candidates)
+        raise InputError(
+            f"no operator profile of {run.model} ({variant}) found; looked in "
+            f"{looked}. Pass --profiles with the profile folder."
+        )
+    return RunInputs(
+        data_root=root,
+        workload=root / dataset,
+        model_config=model_config,
+        profile=profile,
+        device=device,
+    )
