@@ -69,7 +69,7 @@ def make_model(learner: str, params: dict[str, Any], seed: int) -> Any:
             subsample=1.0,
             colsample_bytree=1.0,
             random_state=seed,
-            n_jobs=int(params.get("n_jobs", 2)),
+            n_jobs=int(params.get("n_jobs", 1)),
             deterministic=True,
             force_row_wise=True,
             verbose=-1,

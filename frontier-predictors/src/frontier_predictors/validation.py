@@ -38,7 +38,7 @@ from frontier_predictors.operators import (
     Feature,
 )
 from frontier_predictors.profiles import OperatorSamples, Profile
-from frontier_predictors.roofline import default_factors, roofline_for
+from frontier_predictors.roofline import OperatorFactors, default_factors, roofline_for
 from frontier_predictors.tables import StepTables
 from frontier_predictors.training import mape_percent, p90_percent
 
@@ -175,6 +175,7 @@ def validate(
     train: Callable[[dict[str, OperatorSamples]], TrainedTables] | None,
     fraction: float = 0.2,
     seed: int = 0,
+    factors: dict[str, OperatorFactors] | None = None,
 ) -> dict[str, Any]:
     """Hold out rows, train on the rest, and measure the errors on the held-out.
 
@@ -185,20 +186,37 @@ def validate(
             calibrated on the training rows.
         fraction: Fraction of each file's rows held out.
         seed: Seed of the choice of rows.
+        factors: Roofline factors fixed in advance (a calibration of another
+            profile, or the defaults): nothing is fitted and every row is tested.
 
     Returns:
         A JSON-ready mapping: ``operators`` (per-operator figures),
         ``iteration`` (whole-step figures) and the settings.
     """
-    held = held_out_rows(profile, fraction, seed)
+    if factors is not None:
+        held = {
+            path: {
+                int(r)
+                for s in profile.samples.values()
+                if s.source == path
+                for r in s.rows
+            }
+            for path in profile.files
+        }
+        fraction = 1.0
+    else:
+        held = held_out_rows(profile, fraction, seed)
     train_samples, test_samples = split_samples(profile, held)
-    factors = default_factors()
-    if train is None:
+    training_s = None
+    if factors is not None:
+        steps = StepTables(roofline_for(context, factors), {})
+    elif train is None:
+        factors = default_factors()
         fitted, _ = calibrate(train_samples, roofline_for(context, factors))
         factors.update(fitted)
         steps = StepTables(roofline_for(context, factors), {})
-        training_s = None
     else:
+        factors = default_factors()
         trained = train(train_samples)
         factors.update(trained.factors)
         steps = StepTables(roofline_for(context, factors), trained.tables)
