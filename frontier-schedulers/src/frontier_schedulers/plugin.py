@@ -4,17 +4,33 @@ from __future__ import annotations
 
 from frontier.hookspecs import hookimpl
 
-from frontier_schedulers.routers import RoundRobinRouter
+from frontier_schedulers.orca import OrcaConfig, OrcaScheduler
+from frontier_schedulers.routers import (
+    LeastOutstandingRouter,
+    PrefixAwareRouter,
+    RandomRouter,
+    RoundRobinRouter,
+)
+from frontier_schedulers.sarathi import SarathiConfig, SarathiScheduler
+from frontier_schedulers.sglang import SglangConfig, SglangScheduler
+from frontier_schedulers.vllm_v0 import VllmV0Config, VllmV0Scheduler
 from frontier_schedulers.vllm_v1 import VllmV1Config, VllmV1Scheduler
 
 
 @hookimpl
 def frontier_register_replica_schedulers(registry):
-    """Add ``vllm_v1``."""
+    """Add ``vllm_v1``, ``vllm`` (v0), ``sglang``, ``sarathi`` and ``orca``."""
     registry.register("vllm_v1", VllmV1Scheduler, VllmV1Config)
+    registry.register("vllm", VllmV0Scheduler, VllmV0Config)
+    registry.register("sglang", SglangScheduler, SglangConfig)
+    registry.register("sarathi", SarathiScheduler, SarathiConfig)
+    registry.register("orca", OrcaScheduler, OrcaConfig)
 
 
 @hookimpl
 def frontier_register_cluster_schedulers(registry):
-    """Add ``round_robin``."""
+    """Add ``round_robin``, ``least_outstanding``, ``random`` and ``prefix_aware``."""
     registry.register("round_robin", RoundRobinRouter)
+    registry.register("least_outstanding", LeastOutstandingRouter)
+    registry.register("random", RandomRouter)
+    registry.register("prefix_aware", PrefixAwareRouter)

@@ -1,0 +1,1 @@
+"""Tests of the frontier-schedulers distribution: replica schedulers and routers."""
