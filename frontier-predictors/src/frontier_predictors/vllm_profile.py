@@ -200,7 +200,9 @@ def _fill_attention(
     1. Interior gaps: linear along kv_decode, then kv_prefill, then chunk, then
        n_decode, between measured (or already filled) cells.
     2. No prefill chunk: the prefill context does not matter (copy kv_prefill 0);
-       no decodes: the decode context does not matter (copy kv_decode 0).
+       no decodes: the decode context does not matter (copy kv_decode 0); the
+       empty step takes the smallest chunk's time, so that a chunk shorter than
+       any profiled costs what the shortest one does.
     3. Decodes over fewer cached tokens than the smallest profiled (a decode
        always has some): take the smallest profiled context.
     4. A chunk with more decodes than the profiler could fire with one (its
@@ -209,7 +211,8 @@ def _fill_attention(
     """
     for axis, coords in ((3, kvs), (1, kvs), (0, chunks), (2, decodes)):
         _fill_axis(table, axis, coords.astype(float))
-    table[0, 0, 0, 0] = 0.0  # an empty step
+    # A chunk shorter than the smallest profiled one still launches the kernel.
+    table[0, 0, 0, 0] = table[1, 0, 0, 0]
     table[0, :, :, :] = table[0, 0:1, :, :]
     table[:, :, 0, :] = table[:, :, 0, 0:1]
     table[:, :, 1:, 0] = np.where(

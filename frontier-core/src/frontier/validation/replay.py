@@ -9,13 +9,15 @@ The mapping from ``meta.json``'s ``engine_kwargs`` onto a config:
 - ``max_num_seqs``, ``max_num_batched_tokens`` -> the ``vllm_v1`` scheduler;
   chunked prefill and prefix caching on, block size 16 and GPU memory
   utilisation 0.9 unless the kwargs say otherwise (vLLM's defaults);
+- ``num_gpu_blocks_override`` (when the run pinned it) -> ``cache.num_gpu_blocks``;
 - ``max_model_len`` (the model's own when null), ``dtype``, ``kv_cache_dtype``,
   ``seed`` -> the model section and the run's seed;
 - the GPU, model ``config.json``, workload (``vllm_jsonl``, with prompt block
   hashes) and operator profile (``vllm_profile``) found by
   :func:`~frontier.validation.runs.locate_inputs`.
 
-The KV block count comes from the memory planner. ``--set`` overrides apply last.
+Otherwise the KV block count comes from the memory planner. ``--set`` overrides
+apply last.
 """
 
 from __future__ import annotations
@@ -56,6 +58,13 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
     }
     if engine.get("max_model_len"):
         model["max_model_len"] = int(engine["max_model_len"])
+    cache: dict[str, Any] = {
+        "block_size": int(engine.get("block_size") or 16),
+        "gpu_memory_utilization": float(engine.get("gpu_memory_utilization") or 0.9),
+        "enable_prefix_caching": bool(engine.get("enable_prefix_caching", True)),
+    }
+    if engine.get("num_gpu_blocks_override"):
+        cache["num_gpu_blocks"] = int(engine["num_gpu_blocks_override"])
     predictor: dict[str, Any] = {"type": "vllm_profile", "path": str(inputs.profile)}
     if engine.get("enable_expert_parallel"):
         predictor["expert_parallel_size"] = tp * dp
@@ -64,13 +73,7 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "model": model,
         "device": {"name": inputs.device},
         "parallel": {"tensor_parallel_size": tp, "num_replicas": dp},
-        "cache": {
-            "block_size": int(engine.get("block_size") or 16),
-            "gpu_memory_utilization": float(
-                engine.get("gpu_memory_utilization") or 0.9
-            ),
-            "enable_prefix_caching": bool(engine.get("enable_prefix_caching", True)),
-        },
+        "cache": cache,
         "replica_scheduler": {
             "type": "vllm_v1",
             "max_num_seqs": int(engine["max_num_seqs"]),

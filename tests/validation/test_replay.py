@@ -1,0 +1,202 @@
+"""Reading a real run and replaying it: a tiny hand-made data set, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import attrs
+import numpy as np
+import pytest
+from frontier.cli.app import app
+from frontier.errors import InputError
+from frontier.validation import (
+    build_config_data,
+    load_run,
+    locate_inputs,
+    validate_run,
+)
+from frontier.validation.plugin import frontier_add_commands
+from typer.testing import CliRunner
+
+from .conftest import write_profile
+
+MODEL = "org/tiny"
+TINY_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "num_hidden_layers": 2,
+    "vocab_size": 1000,
+    "max_position_embeddings": 4096,
+    "torch_dtype": "bfloat16",
+}
+ENGINE = {
+    "model": MODEL,
+    "tensor_parallel_size": 1,
+    "data_parallel_size": 1,
+    "enable_expert_parallel": False,
+    "max_num_seqs": 8,
+    "max_num_batched_tokens": 64,
+    "max_model_len": None,
+    "dtype": "bfloat16",
+    "kv_cache_dtype": "auto",
+    "seed": 7,
+    "num_gpu_blocks_override": 512,
+}
+
+
+def _jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+
+
+@pytest.fixture
+def data_root(tmp_path: Path) -> Path:
+    """A data set of one run: three requests, their workload, model and profile."""
+    root = tmp_path / "data"
+    _jsonl(
+        root / "workloads" / "tiny.jsonl",
+        [
+            {
+                "input_toks": 20,
+                "output_toks": 4,
+                "arrival_time_ns": i * 100_000_000,
+                "input_tok_ids": list(range(20)),
+            }
+            for i in range(3)
+        ],
+    )
+    (root / "models" / "org").mkdir(parents=True)
+    (root / "models" / "org" / "tiny.json").write_text(json.dumps(TINY_CONFIG))
+    write_profile(root / "profiles" / "RTXPRO6000" / "org" / "tiny" / "bf16")
+    run = root / "vllm-0.19.0" / "rtxpro6000" / "tiny-tp1"
+    run.mkdir(parents=True)
+    meta = {
+        "model": MODEL,
+        "dataset_path": "workloads/tiny.jsonl",
+        "engine_kwargs": ENGINE,
+    }
+    (run / "meta.json").write_text(json.dumps(meta))
+    # Listed out of order: the numbers that end the ids give the workload order.
+    _jsonl(
+        run / "requests.jsonl",
+        [
+            {
+                "request_id": f"bench-{i}",
+                "input_toks": 20,
+                "output_toks": 4,
+                "queued_ts": 10.0 + 0.1 * i,
+                "first_token_ts": 10.0 + 0.1 * i + 0.01 * (i + 1),
+                "last_token_ts": 10.0 + 0.1 * i + 0.01 * (i + 1) + 0.003,
+            }
+            for i in (2, 0, 1)
+        ],
+    )
+    return root
+
+
+def run_dir(root: Path) -> Path:
+    return root / "vllm-0.19.0" / "rtxpro6000" / "tiny-tp1"
+
+
+def test_measured_metrics_follow_the_data_set_definitions(data_root):
+    """TTFT = first - queued; TPOT = (last - first) / (out - 1); in ms."""
+    run = load_run(run_dir(data_root))
+    # Request 1: TTFT 0.02 s = 20 ms; TPOT 3 ms / 3 = 1 ms; latency 23 ms.
+    assert run.ttft_ms[1] == pytest.approx(20.0)
+    assert run.tpot_ms[1] == pytest.approx(1.0)
+    assert run.latency_ms[1] == pytest.approx(23.0)
+
+
+def test_requests_are_put_in_workload_order(data_root):
+    """bench-0 comes first whatever the file order."""
+    run = load_run(run_dir(data_root))
+    # TTFT of bench-i is 10 (i + 1) ms.
+    assert run.ttft_ms.tolist() == pytest.approx([10.0, 20.0, 30.0])
+
+
+def test_inputs_are_found_beside_the_run(data_root):
+    """Workload, model config, profile and device come from the data set."""
+    inputs = locate_inputs(load_run(run_dir(data_root)))
+    assert inputs.workload == data_root / "workloads" / "tiny.jsonl"
+    assert inputs.model_config == data_root / "models" / "org" / "tiny.json"
+    assert inputs.profile.name == "bf16"
+    assert inputs.device == "rtx-pro-6000"
+
+
+def test_engine_settings_map_onto_the_config(data_root):
+    """max_num_seqs and the token budget go to vllm_v1; defaults fill the rest."""
+    run = load_run(run_dir(data_root))
+    data = build_config_data(run, locate_inputs(run))
+    assert data["replica_scheduler"] == {
+        "type": "vllm_v1",
+        "max_num_seqs": 8,
+        "max_num_batched_tokens": 64,
+        "enable_chunked_prefill": True,
+    }
+    assert data["cache"] == {
+        "block_size": 16,
+        "gpu_memory_utilization": 0.9,
+        "enable_prefix_caching": True,
+        "num_gpu_blocks": 512,
+    }
+    assert data["seed"] == 7
+    assert "max_model_len" not in data["model"]
+
+
+def test_expert_parallel_spans_every_gpu(data_root):
+    """DP 2 x TP 1 with expert parallelism splits experts over 2 ranks."""
+    run = load_run(run_dir(data_root))
+    engine = {**run.engine, "data_parallel_size": 2, "enable_expert_parallel": True}
+    data = build_config_data(attrs.evolve(run, engine=engine), locate_inputs(run))
+    assert data["parallel"]["num_replicas"] == 2
+    assert data["predictor"]["expert_parallel_size"] == 2
+
+
+def test_missing_profile_names_where_it_looked(data_root, tmp_path):
+    """--profiles pointing at an empty folder is an input error."""
+    run = load_run(run_dir(data_root))
+    with pytest.raises(InputError, match="no operator profile of org/tiny"):
+        locate_inputs(run, tmp_path / "nowhere")
+
+
+def test_missing_meta_is_an_input_error(tmp_path):
+    """A folder without meta.json is not a run."""
+    (tmp_path / "run").mkdir()
+    with pytest.raises(InputError, match=r"meta\.json does not exist"):
+        load_run(tmp_path / "run")
+
+
+def test_replay_simulates_every_request(data_root):
+    """The replay finishes all three requests and compares all three metrics."""
+    result = validate_run(run_dir(data_root))
+    for name in ("ttft", "tpot", "latency"):
+        assert not np.isnan(result.simulated[name]).any()
+        assert result.comparison[name].count == 3
+    assert result.summary["predictor"]["type"] == "vllm_profile"
+
+
+def test_set_overrides_the_built_config(data_root):
+    """--set applies after the mapping."""
+    result = validate_run(run_dir(data_root), sets=["replica_scheduler.max_num_seqs=1"])
+    assert result.config.replica_scheduler.max_num_seqs == 1
+
+
+def test_command_prints_the_table_and_writes_the_files(data_root, tmp_path):
+    """``frontier validate RUN --out DIR`` writes comparison, pairs, simulation."""
+    frontier_add_commands(app)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["validate", str(run_dir(data_root)), "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "TTFT" in result.output
+    for name in ("comparison.json", "comparison.csv", "requests.csv"):
+        assert (out / name).is_file()
+    assert (out / "simulation" / "system_metrics.json").is_file()
+    pairs = (out / "requests.csv").read_text("utf-8").splitlines()
+    assert len(pairs) == 4  # header + three requests
