@@ -65,16 +65,19 @@ def main() -> None:
         "sklearn (random forest)": SklearnConfig(),
         "sklearn (linear)": SklearnConfig(model="linear"),
         "lightgbm": LightGBMConfig(),
-        "roofline (calibrated)": None,
+        "roofline (calibrated, max)": "max",
+        "roofline (calibrated, best of max and sum)": "best",
     }
     for label, config in candidates.items():
-        train = None
-        if config is not None:
+        train, combine = None, "max"
+        if isinstance(config, str):
+            combine = config
+        else:
 
             def train(samples, config=config):
                 return train_from_samples(samples, config, a800)
 
-        result = validate(profile, a800, train, fraction=0.2, seed=0)
+        result = validate(profile, a800, train, fraction=0.2, seed=0, combine=combine)
         iteration = result["iteration"]
         print(
             f"A800 held-out iteration MAPE, {label}: {iteration['mape_percent']:.2f} % "
@@ -85,18 +88,18 @@ def main() -> None:
     figure = plain["mape_percent"]
     print(f"A800 iteration MAPE, roofline with default factors: {figure:.2f} %")
 
-    factors = default_factors()
-    fitted, _ = calibrate(profile.samples, roofline_for(a800, factors))
-    factors.update(fitted)
     h800 = context_on("h800")
     other = read_profile(data / H800, h800.model)
-    result = validate(other, h800, None, factors=factors)
-    iteration = result["iteration"]
-    print(
-        f"H800 iteration MAPE, roofline calibrated on A800: "
-        f"{iteration['mape_percent']:.2f} % (p90 {iteration['p90_percent']:.2f} %, "
-        f"{iteration['samples']} steps)"
-    )
+    for combine in ("max", "best"):
+        factors = default_factors()
+        fitted, _ = calibrate(profile.samples, roofline_for(a800, factors), combine)
+        factors.update(fitted)
+        iteration = validate(other, h800, None, factors=factors)["iteration"]
+        print(
+            f"H800 iteration MAPE, roofline calibrated on A800 ({combine}): "
+            f"{iteration['mape_percent']:.2f} % (p90 {iteration['p90_percent']:.2f} %, "
+            f"{iteration['samples']} steps)"
+        )
     plain = validate(other, h800, None, factors=default_factors())["iteration"]
     print(
         f"H800 iteration MAPE, roofline with default factors: "

@@ -86,3 +86,38 @@ def test_an_out_of_range_factor_is_refused(tiny_context, tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match="'o_proj'"):
         RooflinePredictor(RooflineConfig(calibration_path=str(path)), tiny_context)
+
+
+def test_best_form_finds_times_that_add_up():
+    """Times made by adding compute and memory time are fitted with the sum form."""
+    flops = np.array([1e9, 4e9, 1e10, 1e11, 1e12])
+    traffic = np.array([4e8, 3e8, 2e8, 2e8, 1e8])
+    peak, bandwidth = 1e14, 1e12
+    truth = flops / (peak * 0.5) + traffic / (bandwidth * 0.25) + 5e-6
+    roofline_form, _ = fit_factors(flops, traffic, truth, peak, bandwidth, "max")
+    best_form, mape = fit_factors(flops, traffic, truth, peak, bandwidth, "best")
+    assert roofline_form.overlap is True
+    assert best_form.overlap is False
+    assert mape < 0.01
+
+
+def test_a_calibration_with_the_sum_form_loads(tiny_context, tmp_path):
+    """combine = "sum" in a calibration file makes that operator add its times."""
+    path = tmp_path / "sum.json"
+    entry = {
+        "compute_efficiency": 0.5,
+        "memory_efficiency": 0.5,
+        "overhead_us": 0.0,
+        "combine": "sum",
+    }
+    data = {"format": "frontier-roofline-calibration/1", "operators": {"o_proj": entry}}
+    path.write_text(json.dumps(data))
+    predictor = RooflinePredictor(
+        RooflineConfig(calibration_path=str(path)), tiny_context
+    )
+    flops, traffic = predictor.roofline.costs.flops_bytes("o_proj", 10.0)
+    device = tiny_context.device
+    expected = flops / (device.peak_flops("float16") * 0.5) + traffic / (
+        device.memory_bandwidth * 0.5
+    )
+    assert predictor.roofline.time("o_proj", 10.0) == pytest.approx(expected)

@@ -33,7 +33,7 @@ from frontier_predictors.tables import OperatorTable
 
 __all__ = ["CACHE_FORMAT", "TrainedTables", "cache_key", "cache_root", "load_or_train"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Bumped whenever the stored layout or the training procedure changes."""
 
 

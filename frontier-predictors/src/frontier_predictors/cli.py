@@ -54,6 +54,13 @@ SetOpt = Annotated[
         "--set", help="Predictor setting: key=value, e.g. model=linear (repeatable)."
     ),
 ]
+CombineOpt = Annotated[
+    str,
+    typer.Option(
+        "--combine",
+        help="Roofline calibration: max (the roofline) or best (max or sum per op).",
+    ),
+]
 CacheOpt = Annotated[
     Path | None, typer.Option("--cache-dir", help="Cache of trained tables.")
 ]
@@ -157,13 +164,22 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+_HEADERS = {
+    "samples": "samples",
+    "train_samples": "train",
+    "test_samples": "test",
+    "mape_percent": "MAPE %",
+    "p90_percent": "p90 %",
+}
+
+
 def _error_table(
     title: str, rows: dict[str, dict[str, Any]], columns: list[str]
 ) -> Table:
     table = Table(title=title)
-    table.add_column("operator")
+    table.add_column("operator", no_wrap=True, min_width=24)
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(_HEADERS[column], justify="right")
     for name, figures in sorted(rows.items()):
         cells = []
         for column in columns:
@@ -190,6 +206,7 @@ def train(
             "--output", "-o", help="Roofline calibration JSON to write (roofline only)."
         ),
     ] = None,
+    combine: CombineOpt = "max",
 ) -> None:
     """Train a predictor on a profile (pre-warming its cache), or calibrate the
     roofline; print each operator's training error."""
@@ -198,8 +215,9 @@ def train(
     config, context = _deployment(
         profiles, predictor, model, device, tp, set_, cache_dir
     )
+    _check_combine(combine)
     if predictor == "roofline":
-        _calibrate(profiles, config, context, output)
+        _calibrate(profiles, config, context, output, combine)
         return
     if not isinstance(config, LearnedConfig):
         raise ConfigError(
@@ -228,7 +246,18 @@ def train(
     stdout.print(f"{state}: {trained.cache_file}")
 
 
-def _calibrate(profiles: Path, config: Any, context: Any, output: Path | None) -> None:
+def _check_combine(combine: str) -> None:
+    from frontier_predictors.calibration import COMBINE
+
+    if combine not in COMBINE:
+        raise ConfigError(
+            f"--combine must be one of {', '.join(COMBINE)}, got {combine!r}"
+        )
+
+
+def _calibrate(
+    profiles: Path, config: Any, context: Any, output: Path | None, combine: str
+) -> None:
     from frontier_predictors.calibration import calibrate, write_calibration
     from frontier_predictors.profiles import read_profile
     from frontier_predictors.roofline import default_factors, roofline_for
@@ -238,7 +267,7 @@ def _calibrate(profiles: Path, config: Any, context: Any, output: Path | None) -
             profiles, context.model, context.parallel.tensor_parallel_size
         )
         factors, report = calibrate(
-            profile.samples, roofline_for(context, default_factors(config))
+            profile.samples, roofline_for(context, default_factors(config)), combine
         )
     tp = context.parallel.tensor_parallel_size
     slug = context.model.name.split("/")[-1]
@@ -248,12 +277,15 @@ def _calibrate(profiles: Path, config: Any, context: Any, output: Path | None) -
         "model": context.model.name,
         "device": context.device.name,
         "tensor_parallel_size": tp,
+        "combine": combine,
     }
     write_calibration(path, factors, report, source)
     rows = {name: {**factors[name].as_dict(), **report[name]} for name in factors}
     table = Table(title=f"roofline calibration on {profiles}")
-    for column in ("operator", "samples", "compute eff.", "memory eff.", "overhead us"):
-        table.add_column(column, justify="left" if column == "operator" else "right")
+    table.add_column("operator", no_wrap=True, min_width=24)
+    for column in ("samples", "compute eff.", "memory eff.", "overhead us"):
+        table.add_column(column, justify="right")
+    table.add_column("form", justify="right")
     table.add_column("MAPE %", justify="right")
     for name, row in sorted(rows.items()):
         table.add_row(
@@ -262,6 +294,7 @@ def _calibrate(profiles: Path, config: Any, context: Any, output: Path | None) -
             f"{row['compute_efficiency']:.3f}",
             f"{row['memory_efficiency']:.3f}",
             f"{row['overhead_us']:.1f}",
+            row["combine"],
             _percent(row["mape_percent"]),
         )
     stdout.print(table)
@@ -285,6 +318,7 @@ def validate(
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the figures as JSON.")
     ] = Path("predictor-validation.json"),
+    combine: CombineOpt = "max",
 ) -> None:
     """Hold out profile rows, train on the rest, print per-operator and iteration
     MAPE and p90 error on the held-out rows, and write them as JSON.
@@ -299,6 +333,7 @@ def validate(
 
     if not 0 < holdout < 1:
         raise ConfigError(f"--holdout must be between 0 and 1, got {holdout}")
+    _check_combine(combine)
     config, context = _deployment(profiles, predictor, model, device, tp, set_, None)
     if predictor != "roofline" and not isinstance(config, LearnedConfig):
         raise ConfigError(
@@ -318,7 +353,9 @@ def validate(
         factors = default_factors(config)
         factors.update(load_calibration(config.calibration_path))
     with stderr.status(f"validating {predictor} on {profiles}"):
-        result = run_validation(profile, context, train_fn, holdout, seed, factors)
+        result = run_validation(
+            profile, context, train_fn, holdout, seed, factors, combine
+        )
     result["predictor"] = predictor
     result["settings"] = _settings(set_)
     rows = "all rows" if factors is not None else f"{holdout:.0%} of rows, seed {seed}"

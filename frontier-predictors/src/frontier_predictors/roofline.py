@@ -11,6 +11,7 @@ efficiencies are the config's per-family factors (GEMM, attention, elementwise;
 typical fractions of peak on A100/H100-class GPUs) and the overhead is
 ``launch_overhead_us`` per kernel. ``frontier train --predictor roofline`` fits a
 compute efficiency, a memory efficiency and an overhead per operator to a profile
+(and whether the two times overlap, as above, or add up, whichever fits better)
 and writes them to a JSON file; ``calibration_path`` loads it. The efficiencies are
 fractions of the device's peaks, so a calibration carries to devices and models
 that were never profiled.
@@ -91,18 +92,23 @@ class OperatorFactors:
         compute_efficiency: Fraction of peak FLOP/s.
         memory_efficiency: Fraction of memory bandwidth.
         overhead_s: Fixed time added (kernel launches, synchronisation), seconds.
+        overlap: Whether compute and memory time overlap (``max``, the roofline)
+            or add up (``sum``, a kernel that does not hide one behind the other);
+            a calibration picks whichever fits the operator better.
     """
 
     compute_efficiency: float
     memory_efficiency: float
     overhead_s: float
+    overlap: bool = True
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         """JSON form (overhead in microseconds)."""
         return {
             "compute_efficiency": self.compute_efficiency,
             "memory_efficiency": self.memory_efficiency,
             "overhead_us": self.overhead_s * 1e6,
+            "combine": "max" if self.overlap else "sum",
         }
 
 
@@ -166,17 +172,22 @@ def load_calibration(path: str | Path) -> dict[str, OperatorFactors]:
             compute = float(entry["compute_efficiency"])
             memory = float(entry["memory_efficiency"])
             overhead = float(entry["overhead_us"]) * 1e-6
-        except (KeyError, TypeError, ValueError):
+            combine = entry.get("combine", "max")
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise ConfigError(
                 f"{where}: operator {name!r} needs numbers compute_efficiency, "
                 "memory_efficiency and overhead_us"
             ) from None
+        if combine not in ("max", "sum"):
+            raise ConfigError(
+                f"{where}: operator {name!r} has combine {combine!r}; use max or sum"
+            )
         if not (0 < compute <= 1 and 0 < memory <= 1 and overhead >= 0):
             raise ConfigError(
                 f"{where}: operator {name!r} has factors out of range (efficiencies "
                 "in (0, 1], overhead zero or more)"
             )
-        result[name] = OperatorFactors(compute, memory, overhead)
+        result[name] = OperatorFactors(compute, memory, overhead, combine == "max")
     return result
 
 
@@ -206,6 +217,7 @@ class Roofline:
                 1.0 / (peak_flops * f.compute_efficiency),
                 1.0 / (bandwidth * f.memory_efficiency),
                 f.overhead_s,
+                f.overlap,
             )
             for name, f in factors.items()
         }
@@ -218,13 +230,18 @@ class Roofline:
         if rates is None:
             return 0.0 * x
         flops, traffic = self.costs.flops_bytes(name, x, y)
-        per_flop, per_byte, overhead = rates
+        per_flop, per_byte, overhead, overlap = rates
         if isinstance(x, np.ndarray):
-            seconds = np.maximum(flops * per_flop, traffic * per_byte) + overhead
+            if overlap:
+                seconds = np.maximum(flops * per_flop, traffic * per_byte) + overhead
+            else:
+                seconds = flops * per_flop + traffic * per_byte + overhead
             return np.where(x > 0, seconds, 0.0)
         if x <= 0:
             return 0.0
-        return max(flops * per_flop, traffic * per_byte) + overhead
+        if overlap:
+            return max(flops * per_flop, traffic * per_byte) + overhead
+        return flops * per_flop + traffic * per_byte + overhead
 
 
 def roofline_for(

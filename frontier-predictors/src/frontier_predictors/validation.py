@@ -176,6 +176,7 @@ def validate(
     fraction: float = 0.2,
     seed: int = 0,
     factors: dict[str, OperatorFactors] | None = None,
+    combine: str = "max",
 ) -> dict[str, Any]:
     """Hold out rows, train on the rest, and measure the errors on the held-out.
 
@@ -188,6 +189,8 @@ def validate(
         seed: Seed of the choice of rows.
         factors: Roofline factors fixed in advance (a calibration of another
             profile, or the defaults): nothing is fitted and every row is tested.
+        combine: How the roofline calibration combines compute and memory time
+            (see :func:`~frontier_predictors.calibration.fit_factors`).
 
     Returns:
         A JSON-ready mapping: ``operators`` (per-operator figures),
@@ -212,7 +215,7 @@ def validate(
         steps = StepTables(roofline_for(context, factors), {})
     elif train is None:
         factors = default_factors()
-        fitted, _ = calibrate(train_samples, roofline_for(context, factors))
+        fitted, _ = calibrate(train_samples, roofline_for(context, factors), combine)
         factors.update(fitted)
         steps = StepTables(roofline_for(context, factors), {})
     else:
