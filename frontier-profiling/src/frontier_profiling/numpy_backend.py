@@ -43,6 +43,27 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
+def attend(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, context: int | None
+) -> np.ndarray:
+    """Grouped-query attention ``softmax(q k^T / sqrt(d) + mask) v``.
+
+    Args:
+        q: Queries ``(batch, kv_heads, group, queries, d)``.
+        k: Keys ``(batch, kv_heads, keys, d)``.
+        v: Values, like ``k``.
+        context: ``None`` for a decode (every key visible); else the cached
+            tokens before the queries: query ``i`` sees keys ``0 .. context + i``.
+    """
+    scale = np.float32(1.0 / np.sqrt(q.shape[-1]))
+    scores = (q @ k[:, :, None].swapaxes(-1, -2)) * scale
+    if context is not None:
+        rows = context + np.arange(q.shape[-2])[:, None]
+        visible = np.arange(k.shape[-2])[None, :] <= rows
+        scores = np.where(visible, scores, np.float32(-np.inf))
+    return _softmax(scores) @ v[:, :, None]
+
+
 def new_token_slots(shape: AttentionShape, block_size: int) -> np.ndarray:
     """Flat KV-cache slots of the tokens a step writes, request after request.
 
@@ -142,12 +163,7 @@ class NumpyBackend(Backend):
         cache_v = np.zeros((cache_rows, kv, d), np.float32)
         k_new = self._normal(b * new, kv, d)
         v_new = self._normal(b * new, kv, d)
-        scale = np.float32(1.0 / np.sqrt(d))
-        mask = None
-        if shape.kind != "decode":
-            rows = shape.context + np.arange(new)[:, None]
-            mask = np.where(np.arange(keys)[None, :] <= rows, 0.0, -np.inf)
-            mask = mask.astype(np.float32)
+        context = None if shape.kind == "decode" else shape.context
         q_width = rank.q_heads * d
 
         def input_reshape() -> tuple[np.ndarray, ...]:
@@ -164,10 +180,7 @@ class NumpyBackend(Backend):
             cache_v[slots] = v_new
 
         def attention() -> np.ndarray:
-            scores = (q @ k[:, :, None].swapaxes(-1, -2)) * scale
-            if mask is not None:
-                scores = scores + mask
-            return _softmax(scores) @ v[:, :, None]
+            return attend(q, k, v, context)
 
         def output_reshape() -> np.ndarray:
             return np.ascontiguousarray(out.transpose(0, 3, 1, 2, 4)).reshape(

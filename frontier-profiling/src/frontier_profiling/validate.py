@@ -179,13 +179,15 @@ class _FileCheck:
                     f"time_stats.{op}.{missing[0]}",
                     f"operator {op!r} lacks its {missing[0]} column",
                 )
-            elif "count" not in stats:
-                self.add(
-                    None,
-                    f"time_stats.{op}.count",
-                    f"operator {op!r} has no count column (older format)",
-                    "warning",
-                )
+        uncounted = [op for op, stats in ops.items() if "count" not in stats]
+        if uncounted:
+            self.add(
+                None,
+                None,
+                f"{len(uncounted)} operators have no count column (older format): "
+                + ", ".join(uncounted),
+                "warning",
+            )
         return {
             op: stats for op, stats in ops.items() if all(s in stats for s in _STATS)
         }
@@ -226,6 +228,7 @@ class _FileCheck:
     def _check_times(
         self, row: int, op: str, stats: dict[str, int], line: list[str]
     ) -> bool:
+        """Check one operator's times in a row; whether the row has any of them."""
         texts = {s: line[i].strip() for s, i in stats.items()}
         filled = [s for s in _STATS if texts[s]]
         if not filled:
@@ -237,17 +240,17 @@ class _FileCheck:
                 f"time_stats.{op}.{empty}",
                 f"empty while {filled[0]} of {op!r} is set; give all five or none",
             )
-            return False
+            return True
         values = {}
         for stat in _STATS:
             column = f"time_stats.{op}.{stat}"
             value = _number(texts[stat])
             if value is None or not math.isfinite(value):
                 self.add(row, column, f"{texts[stat]!r} is not a finite number of ms")
-                return False
+                return True
             if value < 0:
                 self.add(row, column, f"negative time {value!r} ms")
-                return False
+                return True
             values[stat] = value
         slack = _TOLERANCE * max(1.0, values["max"])
         low, high = values["min"] - slack, values["max"] + slack

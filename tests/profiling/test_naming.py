@@ -1,0 +1,35 @@
+"""Folder names of the profile layout: catalogue devices, hub ids, config folders."""
+
+from __future__ import annotations
+
+import pytest
+from frontier_profiling.naming import device_folder, model_folder
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"),
+    [
+        ("h100", "h100-sxm"),  # a catalogue alias
+        ("NVIDIA H100 80GB HBM3", "h100-sxm"),  # the CUDA driver's name
+        ("NVIDIA A100-SXM4-80GB", "a100-80gb"),
+        ("NVIDIA H200", "h200"),
+        ("NVIDIA RTX PRO 6000 Blackwell Server Edition", "rtx-pro-6000"),
+        ("Foo Accelerator 9000", "foo-accelerator-9000"),  # unknown: a slug
+    ],
+)
+def test_device_folder_prefers_the_catalogue_name(name, folder):
+    """A device is filed under its catalogue key when any run of words matches."""
+    assert device_folder(name) == folder
+
+
+def test_catalogue_model_folder_is_its_hub_id():
+    """Llama-3-8B goes to meta-llama/Meta-Llama-3-8B, as in the shared profiles."""
+    assert model_folder("llama-3-8b", "meta-llama/Meta-Llama-3-8B") == (
+        "meta-llama/Meta-Llama-3-8B"
+    )
+
+
+def test_config_json_model_folder_is_its_folder(dense_path):
+    """``.../tiny-llama/config.json`` is filed as ``tiny-llama``; --model-name wins."""
+    assert model_folder(dense_path, "config") == "tiny-llama"
+    assert model_folder(dense_path, "config", "mine") == "mine"
