@@ -170,6 +170,7 @@ _HEADERS = {
     "test_samples": "test",
     "mape_percent": "MAPE %",
     "p90_percent": "p90 %",
+    "bias_percent": "bias %",
 }
 
 
@@ -363,14 +364,21 @@ def validate(
         _error_table(
             f"{predictor}: held-out error ({rows})",
             result["operators"],
-            ["train_samples", "test_samples", "mape_percent", "p90_percent"],
+            [
+                "train_samples",
+                "test_samples",
+                "mape_percent",
+                "p90_percent",
+                "bias_percent",
+            ],
         )
     )
     iteration = result["iteration"]
     stdout.print(
         f"iteration ({iteration['samples']} held-out steps): MAPE "
         f"{_percent(iteration['mape_percent'])} %, p90 "
-        f"{_percent(iteration['p90_percent'])} %"
+        f"{_percent(iteration['p90_percent'])} %, bias "
+        f"{_percent(iteration['bias_percent'])} %"
     )
     try:
         json_path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")

@@ -122,6 +122,14 @@ def mape_percent(predicted: np.ndarray, measured: np.ndarray) -> float | None:
     )
 
 
+def bias_percent(predicted: np.ndarray, measured: np.ndarray) -> float | None:
+    """Mean signed percentage error (positive: predictions too long)."""
+    keep = measured > 0
+    if not keep.any():
+        return None
+    return float(100 * np.mean((predicted[keep] - measured[keep]) / measured[keep]))
+
+
 def p90_percent(predicted: np.ndarray, measured: np.ndarray) -> float | None:
     """90th percentile of the absolute percentage error (samples above zero)."""
     keep = measured > 0

@@ -5,8 +5,8 @@ trained (or, for the roofline, calibrated) on the rest and answers the held-out
 rows exactly as it answers batches in a run: from its tables, with the roofline
 outside the profiled range. Two kinds of figure come out:
 
-- per operator: MAPE and 90th-percentile absolute percentage error over the
-  held-out samples measured above zero;
+- per operator: MAPE, 90th-percentile absolute percentage error and mean signed
+  percentage error (bias) over the held-out samples measured above zero;
 - per iteration: a single-phase step (one prefill chunk of ``q`` tokens over ``c``
   cached ones, or ``n`` decodes with ``m`` cached tokens each) built from a
   held-out attention row and a held-out linear-operator row measured at the
@@ -40,7 +40,7 @@ from frontier_predictors.operators import (
 from frontier_predictors.profiles import OperatorSamples, Profile
 from frontier_predictors.roofline import OperatorFactors, default_factors, roofline_for
 from frontier_predictors.tables import StepTables
-from frontier_predictors.training import mape_percent, p90_percent
+from frontier_predictors.training import bias_percent, mape_percent, p90_percent
 
 __all__ = ["held_out_rows", "split_samples", "validate"]
 
@@ -165,6 +165,7 @@ def _iteration_figures(
         "samples": len(samples),
         "mape_percent": mape_percent(predicted, measured),
         "p90_percent": p90_percent(predicted, measured),
+        "bias_percent": bias_percent(predicted, measured),
         "measured_ms_mean": float(measured.mean() * 1e3) if len(samples) else None,
     }
 
@@ -236,6 +237,7 @@ def validate(
             "test_samples": len(samples),
             "mape_percent": mape_percent(guess, truth),
             "p90_percent": p90_percent(guess, truth),
+            "bias_percent": bias_percent(guess, truth),
         }
     iteration = _iteration_figures(
         steps, _iteration_samples(test_samples, context), context
