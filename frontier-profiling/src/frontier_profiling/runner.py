@@ -318,6 +318,8 @@ def run_profile(
                     continue
                 finally:
                     backend.release()
+                if family == "moe":  # the GEMM path may have changed while building
+                    row["moe_grouped_gemm_backend"] = backend.grouped_gemm
                 target.append(row)
                 report.measured[family] += 1
                 progress.advance(family)

@@ -215,9 +215,20 @@ class TorchBackend(Backend):
             return lambda: F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, **extra
             )
-        rows = shape.context + torch.arange(new, device=self.device)[:, None]
-        mask = torch.arange(keys, device=self.device)[None, :] <= rows
-        return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **extra)
+        return lambda: F.scaled_dot_product_attention(
+            q, k, v, attn_mask=self._chunk_mask(new, keys), **extra
+        )
+
+    def _chunk_mask(self, queries: int, keys: int) -> Any:
+        """Causal mask aligned to the last key: query ``i`` sees ``keys - queries +
+        i + 1`` keys. torch >= 2.3 has it as a bias its flash kernel runs; older
+        versions get the same mask as a boolean matrix (a slower kernel)."""
+        try:
+            from torch.nn.attention.bias import causal_lower_right
+        except ImportError:
+            rows = keys - queries + torch.arange(queries, device=self.device)[:, None]
+            return torch.arange(keys, device=self.device)[None, :] <= rows
+        return causal_lower_right(queries, keys)
 
     def attention_ops(
         self, rank: RankShapes, shape: AttentionShape, block_size: int
@@ -279,8 +290,10 @@ class TorchBackend(Backend):
             offsets = torch.from_numpy(np.cumsum(counts_np).astype(np.int32))
             offsets = offsets.to(self.device)
             permuted = self._normal(routed, h)
-            w_up = self._weight("moe_w_up", local_experts, h, up_width)
-            w_down = self._weight("moe_w_down", local_experts, width, h)
+            # Stored (expert, out, in) and used transposed: the layout grouped
+            # GEMM kernels want for their second operand.
+            w_up = self._weight("moe_w_up", local_experts, up_width, h).mT
+            w_down = self._weight("moe_w_down", local_experts, h, width).mT
             expert_out = self._normal(routed, h)
             weights = self._normal(t, top_k)
         except _OUT_OF_MEMORY as error:
@@ -319,9 +332,14 @@ class TorchBackend(Backend):
             slots.index_copy_(0, order, expert_out)
             return (slots.view(t, top_k, h) * weights[:, :, None]).sum(dim=1)
 
-        experts = (
-            grouped if self.grouped_gemm == "torch_grouped_mm" and routed else looped
-        )
+        experts = looped
+        if self.grouped_gemm == "torch_grouped_mm" and routed:
+            try:
+                grouped()
+                experts = grouped
+            except RuntimeError:
+                # Alignment or dtype limits of this torch build: loop from now on.
+                self.grouped_gemm = "torch_expert_loop"
         return {
             "moe_gating_linear": lambda: F.linear(x, w_gate),
             "moe_gating_routing_topk": topk,
