@@ -8,7 +8,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 import pytest
-from frontier.cli.app import app
+import typer
 from frontier.errors import InputError
 from frontier.validation import (
     build_config_data,
@@ -188,11 +188,12 @@ def test_set_overrides_the_built_config(data_root):
 
 def test_command_prints_the_table_and_writes_the_files(data_root, tmp_path):
     """``frontier validate RUN --out DIR`` writes comparison, pairs, simulation."""
-    frontier_add_commands(app)
+    cli = typer.Typer()
+    cli.callback()(lambda: None)  # a group, so that `validate` is a sub-command
+    frontier_add_commands(cli)
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app, ["validate", str(run_dir(data_root)), "-o", str(out)]
-    )
+    arguments = ["validate", str(run_dir(data_root)), "-o", str(out)]
+    result = CliRunner().invoke(cli, arguments)
     assert result.exit_code == 0, result.output
     assert "TTFT" in result.output
     for name in ("comparison.json", "comparison.csv", "requests.csv"):

@@ -31,14 +31,21 @@ affine in tokens and in context length, which log-axes would bend), multilinear
 in the four attention axes. The attention table is read onto the product of all
 values its axes take; cells the profile did not measure are filled by linear
 interpolation along one axis between measured cells, and the corners vLLM never
-produces by the rules in :func:`_fill_attention`. Outside the grid a table is
-continued linearly from its last two grid points on each axis; such predictions
-are counted in ``describe()["fallback_predictions"]``.
+produces by the rules of ``_fill_attention`` in
+:mod:`frontier_predictors._vllm_tables`. Outside the grid a table is continued
+linearly from its last two grid points on each axis; such predictions are counted
+in ``describe()["fallback_predictions"]``.
 
 Several prefill chunks in one step are mapped onto the table's single chunk by
 equal causal-attention work: ``Q = sum q_i`` query tokens over a context ``K``
 such that ``Q K + Q (Q + 1) / 2 = sum q_i k_i + q_i (q_i + 1) / 2`` (``K`` at
-least 0).
+least 0). Decodes read the table at their mean context; where the contexts are
+uneven, the profile's fitted correction adds ``alpha (t_max - t_mean)``.
+
+MoE: the block is read at the rank's routed tokens (``tokens / ep``) and the
+expected distinct experts ``(E / ep) (1 - (1 - k / E) ** T)`` of ``T`` tokens
+routed top-``k`` over ``E`` experts uniformly; with expert parallelism ``T``
+counts every data-parallel replica's tokens, assuming equal loads.
 """
 
 from __future__ import annotations
