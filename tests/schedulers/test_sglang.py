@@ -271,3 +271,25 @@ def test_max_running_requests_default_follows_the_kv_size(
 ):
     """``min(kv_tokens // 2, min(max(kv / context * 512, 2048), 4096))``."""
     assert default_max_running_requests(kv_tokens, max_model_len) == limit
+
+
+def test_evictable_cache_counts_as_free_and_a_short_allocation_evicts_its_size():
+    """The total budget counts unlocked tree blocks as free; an allocation that
+    finds too few free blocks evicts as many LRU leaf blocks as it asks for."""
+    prompt = chain_block_hashes(list(range(60)))
+    stepper = sglang(
+        [(0, 60, 1, prompt), (0.015, 50, 20)],
+        num_blocks=100,
+        max_model_len=128,
+        prefix_caching=True,
+    )
+    stepper.step()
+    tree = stepper.scheduler.tree
+    # A leaves: its 60 prompt blocks stay in the tree, unlocked; 40 free.
+    assert (tree.num_nodes, tree.num_evictable) == (60, 60)
+    # B: 50 + 20 = 70 < 40 free + 60 evictable. Its 50 blocks > 40 free: 50
+    # blocks are evicted, A's prompt tail first, leaving A's first 10.
+    assert stepper.step() == [(1, 50)]
+    assert tree.num_nodes == 10
+    assert tree.peek(prompt, 60) == 10
+    assert stepper.blocks.num_free_blocks == 40  # 40 + 50 evicted - 50 taken
