@@ -20,7 +20,6 @@ that were never profiled.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -286,8 +285,3 @@ class RooflinePredictor(Predictor):
         facts["calibration_path"] = self.config.calibration_path
         facts["calibrated_operators"] = self.calibrated
         return facts
-
-
-def finite_or_none(value: float) -> float | None:
-    """``value``, or ``None`` when it is not finite (for JSON)."""
-    return value if math.isfinite(value) else None

@@ -19,7 +19,6 @@ outside the profiled range. Two kinds of figure come out:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -253,8 +252,3 @@ def validate(
         "operators": operators,
         "iteration": iteration,
     }
-
-
-def finite(value: float | None) -> float | None:
-    """``value`` when finite, else ``None``."""
-    return value if value is not None and math.isfinite(value) else None
