@@ -24,9 +24,7 @@ Every problem is an :class:`~frontier.errors.InputError` naming the file, the ro
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,6 +33,7 @@ import numpy as np
 from frontier.errors import InputError
 from frontier.models import ModelSpec
 
+from frontier_predictors.csv_table import CsvTable
 from frontier_predictors.features import pooled_prefill_arrays
 from frontier_predictors.operators import OPERATORS
 
@@ -128,138 +127,11 @@ class Profile:
     samples: dict[str, OperatorSamples]
 
 
-# --------------------------------------------------------------------------- table
-
-
-class _Table:
-    """A CSV file's columns as strings, with errors that name file, row and column."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            with path.open(newline="", encoding="utf-8") as handle:
-                reader = csv.reader(handle)
-                header = next(reader, None)
-                lines = list(reader)
-        except OSError as error:
-            raise InputError(f"profile file {path} cannot be read: {error}") from None
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise InputError(
-                f"profile file {path} is not a valid CSV: {error}"
-            ) from None
-        if not header:
-            raise InputError(f"profile file {path} is empty: it needs a header row")
-        if not lines:
-            raise InputError(f"profile file {path} has a header but no data rows")
-        self.header = [name.strip() for name in header]
-        width = len(self.header)
-        for index, line in enumerate(lines):
-            if len(line) != width:
-                raise InputError(
-                    f"{path}, row {index + 2}: {len(line)} fields where the header has "
-                    f"{width}; fix or delete that row"
-                )
-        self.columns = {
-            name: [line[i] for line in lines] for i, name in enumerate(self.header)
-        }
-        self.num_rows = len(lines)
-        self.rows = np.arange(2, self.num_rows + 2)
-
-    def has(self, column: str) -> bool:
-        return column in self.columns
-
-    def require(self, columns: Iterable[str], purpose: str) -> None:
-        missing = [c for c in columns if c not in self.columns]
-        if missing:
-            raise InputError(
-                f"{self.path}: column {missing[0]!r} is missing ({purpose}); the file "
-                f"has columns {', '.join(self.header[:12])}"
-                + (", ..." if len(self.header) > 12 else "")
-            )
-
-    def numbers(self, column: str, allow_empty: bool = False) -> np.ndarray:
-        """Column ``column`` as floats; empty cells are NaN when ``allow_empty``."""
-        values = np.empty(self.num_rows)
-        for index, text in enumerate(self.columns[column]):
-            text = text.strip()
-            if not text:
-                if allow_empty:
-                    values[index] = math.nan
-                    continue
-                raise InputError(
-                    f"{self.path}, row {index + 2}, column {column!r}: the cell is "
-                    "empty but must hold a number"
-                )
-            try:
-                value = float(text)
-            except ValueError:
-                raise InputError(
-                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is "
-                    "not a number"
-                ) from None
-            if not math.isfinite(value) and not (allow_empty and math.isnan(value)):
-                raise InputError(
-                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is not "
-                    "a finite number"
-                )
-            values[index] = value
-        return values
-
-    def flags(self, column: str) -> np.ndarray:
-        """Column ``column`` as booleans (True/False, 1/0)."""
-        values = np.empty(self.num_rows, dtype=bool)
-        for index, text in enumerate(self.columns[column]):
-            word = text.strip().lower()
-            if word in ("true", "1", "1.0"):
-                values[index] = True
-            elif word in ("false", "0", "0.0"):
-                values[index] = False
-            else:
-                raise InputError(
-                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is not "
-                    "True or False"
-                )
-        return values
-
-    def int_lists(self, column: str) -> list[list[int] | None]:
-        """Column ``column`` of ``[a, b, ...]`` lists; ``None`` for empty cells."""
-        result: list[list[int] | None] = []
-        for index, text in enumerate(self.columns[column]):
-            text = text.strip()
-            if not text:
-                result.append(None)
-                continue
-            body = text.strip("[]() ")
-            try:
-                result.append([int(float(p)) for p in body.split(",") if p.strip()])
-            except ValueError:
-                raise InputError(
-                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is "
-                    "not a list of integers like [128, 64]"
-                ) from None
-        return result
-
-    def times(self, op: str, statistic: str) -> np.ndarray | None:
-        """Times of profile operator ``op`` (ms), or ``None`` when not measured."""
-        column = f"time_stats.{op}.{statistic}"
-        if column not in self.columns:
-            return None
-        values = self.numbers(column, allow_empty=True)
-        negative = np.flatnonzero(values < 0)
-        if negative.size:
-            row = int(negative[0]) + 2
-            raise InputError(
-                f"{self.path}, row {row}, column {column!r}: negative time "
-                f"{values[negative[0]]!r} ms"
-            )
-        return values
-
-
 # --------------------------------------------------------------------------- reading
 
 
 def _match_shape(
-    table: _Table, checks: dict[str, float], what: str, tp_column: str, tp: int
+    table: CsvTable, checks: dict[str, float], what: str, tp_column: str, tp: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows whose shape columns equal ``checks``: (at this TP, at TP 1)."""
     table.require([*checks, tp_column], f"shape columns of {what}")
@@ -295,7 +167,7 @@ def _match_shape(
 
 
 def _samples(
-    name: str, x: np.ndarray, times: np.ndarray, table: _Table, mask: np.ndarray
+    name: str, x: np.ndarray, times: np.ndarray, table: CsvTable, mask: np.ndarray
 ) -> OperatorSamples | None:
     keep = mask & np.isfinite(times)
     if not keep.any():
@@ -304,7 +176,7 @@ def _samples(
 
 
 def _read_linear(
-    table: _Table, model: ModelSpec, tp: int, statistic: str
+    table: CsvTable, model: ModelSpec, tp: int, statistic: str
 ) -> dict[str, OperatorSamples]:
     checks = {
         "n_embd": model.hidden_size,
@@ -338,7 +210,7 @@ def _read_linear(
 
 
 def _read_attention(
-    table: _Table, model: ModelSpec, tp: int, statistic: str
+    table: CsvTable, model: ModelSpec, tp: int, statistic: str
 ) -> dict[str, OperatorSamples]:
     checks = {
         "n_embd": model.hidden_size,
@@ -426,7 +298,7 @@ def _read_attention(
 
 
 def _read_moe(
-    table: _Table, model: ModelSpec, tp: int, statistic: str
+    table: CsvTable, model: ModelSpec, tp: int, statistic: str
 ) -> dict[str, OperatorSamples]:
     checks = {
         "num_experts": model.num_experts,
@@ -517,10 +389,10 @@ def read_profile(
     root = Path(directory)
     generation, files = profile_files(root, model)
     linear_path, attention_path = files[0], files[1]
-    samples = _read_linear(_Table(linear_path), model, tp, statistic)
-    samples.update(_read_attention(_Table(attention_path), model, tp, statistic))
+    samples = _read_linear(CsvTable(linear_path), model, tp, statistic)
+    samples.update(_read_attention(CsvTable(attention_path), model, tp, statistic))
     if model.is_moe:
-        samples.update(_read_moe(_Table(files[2]), model, tp, statistic))
+        samples.update(_read_moe(CsvTable(files[2]), model, tp, statistic))
 
     required = list(REQUIRED_OPERATORS)
     if model.num_moe_layers < model.num_layers:

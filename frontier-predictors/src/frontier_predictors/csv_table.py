@@ -1,0 +1,153 @@
+"""A CSV file read as columns of text, with errors that name file, row and column.
+
+Profile readers (:mod:`frontier_predictors.profiles`) turn the columns they need
+into numbers, flags or lists through it; every malformed cell becomes an
+:class:`~frontier.errors.InputError` giving the file, the row (its line number,
+the header being line 1) and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from frontier.errors import InputError
+
+__all__ = ["CsvTable"]
+
+
+class CsvTable:
+    """A CSV file's columns as strings, with errors that name file, row and column.
+
+    Args:
+        path: The CSV file; it must have a header row and at least one data row,
+            each row as many fields as the header.
+
+    Raises:
+        InputError: The file is unreadable, empty, or has a ragged row.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.reader(handle)
+                header = next(reader, None)
+                lines = list(reader)
+        except OSError as error:
+            raise InputError(f"profile file {path} cannot be read: {error}") from None
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise InputError(
+                f"profile file {path} is not a valid CSV: {error}"
+            ) from None
+        if not header:
+            raise InputError(f"profile file {path} is empty: it needs a header row")
+        if not lines:
+            raise InputError(f"profile file {path} has a header but no data rows")
+        self.header = [name.strip() for name in header]
+        width = len(self.header)
+        for index, line in enumerate(lines):
+            if len(line) != width:
+                raise InputError(
+                    f"{path}, row {index + 2}: {len(line)} fields where the header has "
+                    f"{width}; fix or delete that row"
+                )
+        self.columns = {
+            name: [line[i] for line in lines] for i, name in enumerate(self.header)
+        }
+        self.num_rows = len(lines)
+        self.rows = np.arange(2, self.num_rows + 2)
+
+    def has(self, column: str) -> bool:
+        """Whether the file has ``column``."""
+        return column in self.columns
+
+    def require(self, columns: Iterable[str], purpose: str) -> None:
+        """Raise an InputError naming the first of ``columns`` the file lacks."""
+        missing = [c for c in columns if c not in self.columns]
+        if missing:
+            raise InputError(
+                f"{self.path}: column {missing[0]!r} is missing ({purpose}); the file "
+                f"has columns {', '.join(self.header[:12])}"
+                + (", ..." if len(self.header) > 12 else "")
+            )
+
+    def numbers(self, column: str, allow_empty: bool = False) -> np.ndarray:
+        """Column ``column`` as floats; empty cells are NaN when ``allow_empty``."""
+        values = np.empty(self.num_rows)
+        for index, text in enumerate(self.columns[column]):
+            text = text.strip()
+            if not text:
+                if allow_empty:
+                    values[index] = math.nan
+                    continue
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column {column!r}: the cell is "
+                    "empty but must hold a number"
+                )
+            try:
+                value = float(text)
+            except ValueError:
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is "
+                    "not a number"
+                ) from None
+            if not math.isfinite(value) and not (allow_empty and math.isnan(value)):
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is not "
+                    "a finite number"
+                )
+            values[index] = value
+        return values
+
+    def flags(self, column: str) -> np.ndarray:
+        """Column ``column`` as booleans (True/False, 1/0)."""
+        values = np.empty(self.num_rows, dtype=bool)
+        for index, text in enumerate(self.columns[column]):
+            word = text.strip().lower()
+            if word in ("true", "1", "1.0"):
+                values[index] = True
+            elif word in ("false", "0", "0.0"):
+                values[index] = False
+            else:
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is not "
+                    "True or False"
+                )
+        return values
+
+    def int_lists(self, column: str) -> list[list[int] | None]:
+        """Column ``column`` of ``[a, b, ...]`` lists; ``None`` for empty cells."""
+        result: list[list[int] | None] = []
+        for index, text in enumerate(self.columns[column]):
+            text = text.strip()
+            if not text:
+                result.append(None)
+                continue
+            body = text.strip("[]() ")
+            try:
+                result.append([int(float(p)) for p in body.split(",") if p.strip()])
+            except ValueError:
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column {column!r}: {text!r} is "
+                    "not a list of integers like [128, 64]"
+                ) from None
+        return result
+
+    def times(self, op: str, statistic: str) -> np.ndarray | None:
+        """Times of profile operator ``op`` (ms), or ``None`` when not measured."""
+        column = f"time_stats.{op}.{statistic}"
+        if column not in self.columns:
+            return None
+        values = self.numbers(column, allow_empty=True)
+        negative = np.flatnonzero(values < 0)
+        if negative.size:
+            row = int(negative[0]) + 2
+            raise InputError(
+                f"{self.path}, row {row}, column {column!r}: negative time "
+                f"{values[negative[0]]!r} ms"
+            )
+        return values
