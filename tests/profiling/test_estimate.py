@@ -46,3 +46,9 @@ def test_calls_multiply_the_per_call_time():
     one = estimate_row_s(model, shape, "bfloat16", device, 1) - device.setup_s
     two = estimate_row_s(model, shape, "bfloat16", device, 2) - device.setup_s
     assert two == pytest.approx(2 * one)
+
+
+def test_a_drivers_device_name_finds_its_catalogue_peaks():
+    """``NVIDIA H100 80GB HBM3`` (what CUDA reports) is the catalogue's H100."""
+    device = throughput_for("NVIDIA H100 80GB HBM3", "bfloat16")
+    assert device.flops == pytest.approx(989.5e12)

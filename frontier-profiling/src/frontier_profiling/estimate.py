@@ -14,6 +14,7 @@ from frontier.devices import DeviceSpec, load_device
 from frontier.errors import ConfigError
 from frontier.models import DTYPE_BYTES, ModelSpec
 
+from frontier_profiling.naming import device_folder
 from frontier_profiling.plan import (
     AttentionShape,
     LinearShape,
@@ -61,12 +62,13 @@ NOMINAL_CPU = Throughput(
 def throughput_for(device: str | None, dtype: str) -> Throughput:
     """The catalogue device ``device`` at ``dtype``, or the nominal CPU.
 
-    Devices not in the catalogue (and ``cpu``) get :data:`NOMINAL_CPU`.
+    ``device`` may be a catalogue name or a driver's name (``NVIDIA H100 80GB
+    HBM3``); devices not in the catalogue (and ``cpu``) get :data:`NOMINAL_CPU`.
     """
     if device is None or device.lower() == "cpu":
         return NOMINAL_CPU
     try:
-        spec: DeviceSpec = load_device(device)
+        spec: DeviceSpec = load_device(device_folder(device))
     except ConfigError:
         return NOMINAL_CPU
     return Throughput(
