@@ -75,6 +75,36 @@ def test_lpm_admits_the_longest_cached_prefix_first(policy, second_step):
     assert steps[1] == second_step
 
 
+@pytest.mark.parametrize(
+    ("policy", "steps"),
+    [
+        ("fcfs", [[(0, 40)], [(1, 4), (2, 10)]]),
+        ("lpm", [[(0, 40), (2, 10)], [(1, 4)]]),
+    ],
+)
+def test_lpm_puts_last_a_request_sharing_an_uncached_prefix_with_an_earlier_one(
+    policy, steps
+):
+    """In-batch prefix caching: Q shares 36 uncached tokens with P, so LPM runs R
+    before it and Q finds P's prompt cached a step later."""
+    shared = list(range(36))
+    stepper = sglang(
+        [
+            (0, 40, 1, chain_block_hashes([*shared, 500, 501, 502, 503])),  # P
+            (0, 40, 1, chain_block_hashes([*shared, 600, 601, 602, 603])),  # Q
+            (0, 10, 1, chain_block_hashes(list(range(700, 710)))),  # R
+        ],
+        prefix_caching=True,
+        chunked_prefill_size=-1,
+        max_prefill_tokens=64,
+        schedule_policy=policy,
+    )
+    # Nothing is cached at first. FCFS: P (40 of 64), then Q's 40 > 24 left stops
+    # the batch. LPM: Q shares 36 > 32 tokens with P (both with 0 <= 32 cached): Q
+    # goes last, so R (10) joins P. Either way Q later hits P's 36 prompt tokens.
+    assert stepper.run() == steps
+
+
 @pytest.mark.parametrize(("fillers", "first"), [(127, 1), (126, 128)])
 def test_lpm_falls_back_to_fcfs_above_128_waiting(fillers, first):
     """With 129 waiting requests LPM does not sort; with 128 it does."""

@@ -78,6 +78,8 @@ class QueueScheduler(ReplicaScheduler):
         self.max_model_len = context.max_model_len
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
+        self.in_flight: set[int] = set()
+        """Ids of the requests of batches not yet ended (pipeline parallelism)."""
         self._aborts_in_a_row = 0
 
     @property
@@ -94,10 +96,18 @@ class QueueScheduler(ReplicaScheduler):
         """Append to the waiting queue (first come, first served)."""
         self.waiting.append(request)
 
+    def launch(self, batch: Batch) -> Batch | None:
+        """``batch``, its requests marked in flight; ``None`` when it is empty."""
+        if not batch.requests:
+            return None
+        self.in_flight.update(request.request_id for request in batch.requests)
+        return batch
+
     def on_batch_end(
         self, batch: Batch, finished: Sequence[Request], now: float
     ) -> None:
         """Drop finished requests from the running list."""
+        self.in_flight.difference_update(r.request_id for r in batch.requests)
         if finished:
             self._aborts_in_a_row = 0
             done = {id(request) for request in finished}

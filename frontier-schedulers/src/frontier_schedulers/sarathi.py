@@ -86,8 +86,8 @@ class SarathiScheduler(QueueScheduler):
         while remaining:
             request = remaining.pop(0)
             want = request.num_tokens - request.num_computed_tokens
-            if want <= 0:
-                kept.append(request)
+            if want <= 0 or request.request_id in self.in_flight:
+                kept.append(request)  # Sarathi skips requests still executing
                 continue
             if request.num_computed_tokens < self._reserved[request.request_id]:
                 prefills.append(request)
@@ -119,6 +119,8 @@ class SarathiScheduler(QueueScheduler):
         waiting = self.waiting
         while waiting:
             request = waiting[0]
+            if request.request_id in self.in_flight:
+                break  # preempted while its last step is still executing
             required = blocks.blocks_for_tokens(request.num_tokens)
             if blocks.num_blocks - required < self.watermark_blocks:
                 waiting.popleft()
@@ -137,7 +139,7 @@ class SarathiScheduler(QueueScheduler):
             self.running.append(request)
             batch.add(request, chunk)
             tokens += chunk
-        return batch if batch.requests else None
+        return self.launch(batch)
 
     def release(self, request: Request) -> None:
         """Free the request's blocks and forget its reservation."""

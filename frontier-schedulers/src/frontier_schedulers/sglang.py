@@ -141,13 +141,16 @@ class _Entry:
 
 
 class _Flight:
-    """What a formed batch holds, for the bookkeeping when it ends."""
+    """What a formed batch holds, for the bookkeeping when it ends.
 
-    __slots__ = ("decodes", "extends", "mixed")
+    ``extends`` pairs each prefill request with its preemption count when the
+    batch formed: a request retracted since then is not merged.
+    """
 
-    def __init__(self, extends: list[Request], decodes: list[Request], mixed: bool):
+    __slots__ = ("extends", "mixed")
+
+    def __init__(self, extends: list[tuple[Request, int]], mixed: bool) -> None:
         self.extends = extends
-        self.decodes = decodes
         self.mixed = mixed
 
 
@@ -376,8 +379,16 @@ class SglangScheduler(QueueScheduler):
         adder = _Adder(self, running_bs if self.config.enable_mixed_chunk else 0)
         new_chunked = None
         if self.chunked is not None:
-            new_chunked = adder.add_chunked(self.chunked)
+            if self.chunked.request_id in self.in_flight:
+                # XXX: its previous chunk is still in a pipeline stage; SGLang
+                # v0.4.6 has no pipeline parallelism to say what to do.
+                new_chunked = self.chunked
+                adder.chunk_pending = True
+            else:
+                new_chunked = adder.add_chunked(self.chunked)
         for request in self.waiting:
+            if request.request_id in self.in_flight:
+                break  # retracted while its last step is still in a stage
             if running_bs + len(adder.chosen) >= self.max_running_requests:
                 self.batch_is_full = True
                 break
@@ -411,11 +422,12 @@ class SglangScheduler(QueueScheduler):
             extends.append(request)
             if request is not new_chunked:
                 self.prefilling.append(request)
-        decodes = []
         if mixed:
-            decodes = self._add_decodes(batch)
-        self._flights[id(batch)] = _Flight(extends, decodes, mixed)
-        return batch
+            self._add_decodes(batch)
+        self._flights[id(batch)] = _Flight(
+            [(r, r.num_preemptions) for r in extends], mixed
+        )
+        return self.launch(batch)
 
     def _admit(self, request: Request, nodes: list[RadixNode]) -> None:
         """Start a request on its cached prefix (already locked by the adder)."""
@@ -433,7 +445,7 @@ class SglangScheduler(QueueScheduler):
         decodes = []
         for request in self.running:
             want = request.num_tokens - request.num_computed_tokens
-            if want <= 0:
+            if want <= 0 or request.request_id in self.in_flight:
                 continue
             needed = self._blocks_to_add(request, want)
             if not self._take(needed):
@@ -474,11 +486,10 @@ class SglangScheduler(QueueScheduler):
                 self.min_new_token_ratio,
             )
         batch = Batch()
-        decodes = self._add_decodes(batch)
-        if not decodes:
+        if not self._add_decodes(batch):
             return None
-        self._flights[id(batch)] = _Flight([], decodes, False)
-        return batch
+        self._flights[id(batch)] = _Flight([], False)
+        return self.launch(batch)
 
     def _decode_blocks(self, requests: Sequence[Request]) -> int:
         """Blocks the next decode token of ``requests`` needs (a new block for a
@@ -541,6 +552,7 @@ class SglangScheduler(QueueScheduler):
         """Cache prompts, merge finished prefills into the running batch, free the
         finished requests' blocks."""
         flight = self._flights.pop(id(batch))
+        self.in_flight.difference_update(r.request_id for r in batch.requests)
         done = {id(request) for request in finished}
         for request in finished:
             if request.request_id in self._entries:
@@ -551,9 +563,11 @@ class SglangScheduler(QueueScheduler):
             self._aborts_in_a_row = 0
 
         if flight.extends:
-            shrank = bool(done) or any(r is self.chunked for r in flight.extends)
+            shrank = bool(done) or any(r is self.chunked for r, _ in flight.extends)
             merged = []
-            for request in flight.extends:
+            for request, epoch in flight.extends:
+                if request.num_preemptions != epoch:
+                    continue  # retracted since: this step's result is void
                 if request in self.prefilling:
                     self.prefilling.remove(request)
                 if request.request_id not in self._entries:
