@@ -310,6 +310,8 @@ def plan(family: str, model: ModelSpec, grid: Grid) -> list[Shape]:
                     f"--ep {ep}: {model.name} has {model.num_experts} experts, which "
                     f"{ep} ranks cannot share evenly"
                 )
+        if not grid.routings:
+            raise ConfigError("--routing: give uniform, zipf or both")
         unknown = [r for r in grid.routings if r not in ROUTINGS]
         if unknown:
             raise ConfigError(
