@@ -178,3 +178,55 @@ def test_token_times_match_the_hand_made_values(newer_profile, tiny_model):
     up = profile.samples["mlp_up_gate"]
     expected = [token_ms("mlp_up_proj", t) for t in TOKENS]
     assert up.time_ms.tolist() == pytest.approx(expected)
+
+
+def _mixed_row(prefill_lens: str, prefill_kv: str, decode_kv: str) -> dict:
+    row = dict(attention_rows()[0])
+    row.update(
+        batch_size=3,
+        prefill_chunk_size=0,
+        kv_cache_size=0,
+        is_prefill=True,
+        prefill_seq_lens=prefill_lens,
+        prefill_kv_cache_sizes=prefill_kv,
+        decode_kv_cache_sizes=decode_kv,
+    )
+    return row
+
+
+def test_a_mixed_batch_row_gives_pooled_prefill_and_decode(tmp_path, tiny_model):
+    """A newer-format mixed row: chunks (30, 40), (40, 0) and decodes at 10, 20."""
+    directory = write_profile(tmp_path / "p", newer=True)
+    plain = [
+        dict(
+            r, prefill_seq_lens="", prefill_kv_cache_sizes="", decode_kv_cache_sizes=""
+        )
+        for r in attention_rows()
+    ]
+    rows = [*plain, _mixed_row("[30, 40]", "[40, 0]", "[10, 20]")]
+    write_csv(directory / "attention.csv", rows)
+    profile = read_profile(directory, tiny_model)
+    prefill = profile.samples["attention_prefill"]
+    decode = profile.samples["attention_decode"]
+    # Pooled: q = sqrt(30^2 + 40^2) = 50, c = (30 * 40) / 50 = 24; decodes n = 2,
+    # mean cached (10 + 20) / 2 = 15. The mixed row is the last line.
+    last = len(rows) + 1
+    assert prefill.x[prefill.rows == last].tolist() == [[50.0, 24.0]]
+    assert decode.x[decode.rows == last].tolist() == [[2.0, 15.0]]
+    assert last not in profile.samples["kv_cache_write_prefill"].rows
+
+
+def test_a_malformed_list_names_its_cell(tmp_path, tiny_model):
+    """A chunk list that is not integers is reported with its row and column."""
+    directory = write_profile(tmp_path / "p", newer=True)
+    plain = [
+        dict(
+            r, prefill_seq_lens="", prefill_kv_cache_sizes="", decode_kv_cache_sizes=""
+        )
+        for r in attention_rows()
+    ]
+    rows = [*plain, _mixed_row("[30, many]", "[0, 0]", "[]")]
+    write_csv(directory / "attention.csv", rows)
+    line = len(rows) + 1
+    with pytest.raises(InputError, match=rf"row {line}, column 'prefill_seq_lens'"):
+        read_profile(directory, tiny_model)
