@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from frontier_profiling.naming import device_folder, model_folder
+from frontier_profiling.naming import config_file, device_folder, model_folder
 
 
 @pytest.mark.parametrize(
@@ -33,3 +35,11 @@ def test_config_json_model_folder_is_its_folder(dense_path):
     """``.../tiny-llama/config.json`` is filed as ``tiny-llama``; --model-name wins."""
     assert model_folder(dense_path, "config") == "tiny-llama"
     assert model_folder(dense_path, "config", "mine") == "mine"
+
+
+def test_a_snapshot_folder_is_read_through_its_config_json(dense_path):
+    """``--model .../tiny-llama`` (a folder with config.json) is that config."""
+    folder = str(Path(dense_path).parent)
+    assert config_file(folder) == Path(dense_path)
+    assert model_folder(folder, "config") == "tiny-llama"
+    assert config_file("llama-3-8b") is None  # a catalogue name

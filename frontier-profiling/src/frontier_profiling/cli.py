@@ -30,7 +30,7 @@ from frontier_profiling.backend import (
     resolve_backend_name,
 )
 from frontier_profiling.estimate import estimate_row_s, throughput_for
-from frontier_profiling.naming import device_folder, is_config_path, model_folder
+from frontier_profiling.naming import config_file, device_folder, model_folder
 from frontier_profiling.plan import FAMILIES, Grid, default_grid, plan
 from frontier_profiling.runner import (
     RunSettings,
@@ -115,8 +115,9 @@ def _words(text: str) -> tuple[str, ...]:
 
 
 def _load(model: str, name: str | None) -> ModelSpec:
-    if is_config_path(model):
-        return load_model(model_folder(model, "", name), config_path=model)
+    path = config_file(model)
+    if path is not None:
+        return load_model(model_folder(model, "", name), config_path=path)
     return load_model(model)
 
 

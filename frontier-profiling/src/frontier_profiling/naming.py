@@ -14,7 +14,7 @@ from pathlib import Path
 
 from frontier.devices import device_catalogue
 
-__all__ = ["device_folder", "is_config_path", "model_folder", "slug"]
+__all__ = ["config_file", "device_folder", "model_folder", "slug"]
 
 
 def slug(name: str) -> str:
@@ -50,9 +50,18 @@ def device_folder(name: str) -> str:
     return best[1] if best else slug(name)
 
 
-def is_config_path(model: str) -> bool:
-    """Whether ``--model`` names a ``config.json`` file, not a catalogue model."""
-    return model.endswith(".json") or Path(model).is_file()
+def config_file(model: str) -> Path | None:
+    """The ``config.json`` that ``--model`` names, or ``None`` for a catalogue name.
+
+    ``--model`` may be a ``.json`` file or a folder holding ``config.json`` (a
+    downloaded Hugging Face snapshot).
+    """
+    path = Path(model)
+    if path.is_dir() and (path / "config.json").is_file():
+        return path / "config.json"
+    if model.endswith(".json") or path.is_file():
+        return path
+    return None
 
 
 def model_folder(model: str, hub_id: str, name: str | None = None) -> str:
@@ -60,7 +69,8 @@ def model_folder(model: str, hub_id: str, name: str | None = None) -> str:
     the parent folder of a ``config.json`` (its stem for other file names)."""
     if name:
         return name
-    if is_config_path(model):
-        path = Path(model).resolve()
-        return path.parent.name if path.stem == "config" else path.stem
-    return hub_id
+    path = config_file(model)
+    if path is None:
+        return hub_id
+    path = path.resolve()
+    return path.parent.name if path.stem == "config" else path.stem
