@@ -340,12 +340,12 @@ def run_profile(
         metadata["elapsed_s"] = round(report.elapsed_s, 3)
         metadata["rows"] = _row_counts(directory)
         metadata["skipped"] = [list(s) for s in report.skipped]
-        if report.complete and not report.skipped:
+        if report.stopped == "interrupted":
+            metadata["status"] = "interrupted"
+        elif report.complete and not report.skipped:
             metadata["status"] = "complete"
         else:
-            metadata["status"] = (
-                "interrupted" if report.stopped == "interrupted" else ("partial")
-            )
+            metadata["status"] = "partial"
         metadata["stop_reason"] = report.stopped
         _write_metadata(directory, metadata)
     return report
