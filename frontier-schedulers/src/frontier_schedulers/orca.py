@@ -48,7 +48,8 @@ class OrcaConfig(GuardedConfig):
 
 
 class OrcaScheduler(QueueScheduler):
-    """Orca: iteration-level batching with whole-sequence KV reservations."""
+    """Orca (OSDI 2022, as Sarathi-Serve reproduces it): iteration-level batching
+    with whole-sequence KV reservations (rules in the module docstring)."""
 
     def __init__(self, config: OrcaConfig, context: ReplicaContext) -> None:
         super().__init__(config, context)

@@ -56,7 +56,8 @@ class SarathiConfig(GuardedConfig):
 
 
 class SarathiScheduler(QueueScheduler):
-    """Sarathi-Serve: decodes, then partial prefills, then admissions in one budget."""
+    """Sarathi-Serve (OSDI 2024): decodes, then partial prefills, then admissions,
+    in one token budget (rules in the module docstring)."""
 
     def __init__(self, config: SarathiConfig, context: ReplicaContext) -> None:
         super().__init__(config, context)

@@ -61,7 +61,8 @@ class VllmV0Config(GuardedConfig):
 
 
 class VllmV0Scheduler(QueueScheduler):
-    """vLLM v0: prefill-only steps, watermark admission, preempt the newest."""
+    """vLLM v0 (v0.6): prefill-only steps, watermark admission, preempt the newest
+    (rules in the module docstring)."""
 
     def __init__(self, config: VllmV0Config, context: ReplicaContext) -> None:
         super().__init__(config, context)

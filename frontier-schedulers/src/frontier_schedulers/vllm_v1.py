@@ -77,7 +77,9 @@ def engine_default_limits(device_name: str, memory_gib: float) -> tuple[int, int
 
 
 class VllmV1Scheduler(QueueScheduler):
-    """vLLM v1: running first, chunked prefill, recompute preemption, FCFS admission."""
+    """vLLM v1 (v0.8 to v0.11): running first, chunked prefill, recompute
+    preemption of the last request, FCFS admission (rules in the module docstring).
+    """
 
     def __init__(self, config: VllmV1Config, context: ReplicaContext) -> None:
         super().__init__(config, context)

@@ -1,133 +1,28 @@
-"""SGLang's scheduler: ``sglang/srt/managers/scheduler.py`` and ``schedule_policy.py``,
-rules of v0.4.6.
-
-Each step is ``get_next_batch_to_run``: a prefill batch whenever one can be
-formed, a decode batch of every running request otherwise.
-
-Prefill (``PrefillAdder``). Budgets, in tokens:
-
-- total: free plus evictable KV, minus ``min(max_new - generated, clip) *
-  new_token_ratio`` for every running request, minus ``extend + min(max_new -
-  generated, clip)`` for every request already added (``clip`` is 4096; counting
-  only the outputs left is the fix of releases after v0.4.6, without which a
-  retracted request can be refused forever);
-- input: ``max_prefill_tokens`` minus the tokens added;
-- chunk: ``chunked_prefill_size`` minus the tokens added.
-
-The chunked request left from the previous step goes first (at most one request
-is chunked at a time). Then waiting requests, in policy order: ``fcfs``, or
-``lpm`` (most cached prefix blocks first; requests whose prefix another waiting
-request shares are put last; plain FCFS above 128 waiting). A request is refused
-when ``extend + min(max_new - generated, clip) >= total budget`` (the step then
-stops and the batch is marked full until a running request leaves), when its
-extend exceeds the input budget and others were added, or when
-``max_running_requests`` is reached; it is chunked when its extend exceeds the
-chunk budget. With
-``enable_mixed_chunk`` the running requests' decodes join the prefill batch.
-
-Decode (``update_running_batch``). When the free plus evictable KV cannot take
-one more token of every running request, requests are retracted, fewest outputs
-first and among those the longest prompt, until ``retract_decode_steps`` tokens per
-remaining request are free; they go to the back of the queue and the new-token
-ratio becomes ``(decoded + retract_decode_steps * n) / sum(max_new)`` of those left.
-Otherwise the ratio decays by ``(init - min) / 600`` per decode step, down to
-``min = 0.14 * init``; it resets to ``init = 0.7 * schedule_conservativeness``
-whenever the replica is idle.
-
-Memory: SGLang's radix cache (:mod:`frontier_schedulers.radix_cache`). A prompt's
-full blocks enter the tree when its prefill (or chunk) ends and stay locked until
-the request finishes or is retracted; eviction frees unlocked leaves, least
-recently used first, and when an allocation finds too few free blocks it evicts as
-many blocks as it asks for, as SGLang does. Requests longer than the cache allows
-are refused (SGLang's ``max_req_input_len``) and outputs are clipped to fit.
-"""
+"""The SGLang v0.4.6 scheduler: the prefill-first loop, retraction and the radix
+cache's bookkeeping (the rules are listed in the package docstring)."""
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
-import attrs
 from frontier.batch import Batch
-from frontier.config import FieldValueError, positive
 from frontier.errors import ConfigError, SimulationError
 from frontier.plugins import ExecutionContext, ReplicaContext
 from frontier.request import Outcome, Request
 
-from frontier_schedulers.base import GuardedConfig, QueueScheduler
+from frontier_schedulers.base import QueueScheduler
 from frontier_schedulers.radix_cache import RadixCache, RadixNode
+from frontier_schedulers.sglang.adder import AddResult, PrefillAdder
+from frontier_schedulers.sglang.config import (
+    SglangConfig,
+    default_chunked_prefill_size,
+    default_max_running_requests,
+)
+from frontier_schedulers.sglang.policy import LPM_QUEUE_LIMIT, lpm_order
 
-__all__ = ["SglangConfig", "SglangScheduler", "default_chunked_prefill_size"]
-
-_LPM_QUEUE_LIMIT = 128
-"""Above this many waiting requests LPM falls back to FCFS."""
-_IN_BATCH_CHECK_TOKENS = 32
-"""A request with at most this many cached tokens is checked against the queue."""
-_IN_BATCH_DEPRIORITIZE_TOKENS = 32
-"""...and put last when more than this many of its tokens match a waiting request."""
-
-
-def _chunk_size(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
-    if value is not None and value != -1 and value <= 0:
-        raise FieldValueError(
-            attribute.name, f"must be positive, or -1 to disable, got {value!r}"
-        )
-
-
-@attrs.frozen(kw_only=True)
-class SglangConfig(GuardedConfig):
-    """Knobs of the SGLang scheduler, with SGLang's names and defaults.
-
-    Attributes:
-        schedule_policy: ``fcfs`` or ``lpm`` (longest prefix match).
-        chunked_prefill_size: Chunk budget of a prefill step; by GPU memory when
-            unset (see :func:`default_chunked_prefill_size`); -1 disables chunking.
-        max_prefill_tokens: Input-token budget of a prefill step.
-        max_running_requests: Most running requests; derived from the KV size
-            when unset.
-        enable_mixed_chunk: Run the decodes inside the prefill batch.
-        schedule_conservativeness: Scales the initial new-token ratio.
-        init_new_token_ratio: ``global_config.default_init_new_token_ratio``.
-        min_new_token_ratio_factor: Floor of the ratio, as a fraction of init.
-        new_token_ratio_decay_steps: Decode steps from init down to the floor.
-        retract_decode_steps: Free tokens per running request after a retraction.
-        clip_max_new_tokens: Cap on one request's future tokens in the budgets
-            (``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION``).
-    """
-
-    type: str = "sglang"
-    schedule_policy: Literal["fcfs", "lpm"] = "fcfs"
-    chunked_prefill_size: int | None = attrs.field(default=None, validator=_chunk_size)
-    max_prefill_tokens: int = attrs.field(default=16384, validator=positive)
-    max_running_requests: int | None = attrs.field(default=None, validator=positive)
-    enable_mixed_chunk: bool = False
-    schedule_conservativeness: float = attrs.field(default=1.0, validator=positive)
-    init_new_token_ratio: float = attrs.field(default=0.7, validator=positive)
-    min_new_token_ratio_factor: float = attrs.field(default=0.14, validator=positive)
-    new_token_ratio_decay_steps: int = attrs.field(default=600, validator=positive)
-    retract_decode_steps: int = attrs.field(default=20, validator=positive)
-    clip_max_new_tokens: int = attrs.field(default=4096, validator=positive)
-
-
-def default_chunked_prefill_size(memory_gib: float) -> int:
-    """SGLang v0.4.6's ``chunked_prefill_size`` default: 2048 tokens on GPUs with
-    less than 25,000 MiB of memory, 8192 on larger ones."""
-    return 2048 if memory_gib * 1024 < 25_000 else 8192
-
-
-def default_max_running_requests(kv_tokens: int, max_model_len: int) -> int:
-    """SGLang's derived limit: ``min(kv_tokens // 2, request-pool size)``, the pool
-    holding ``min(max(kv_tokens / context_len * 512, 2048), 4096)`` requests."""
-    pool = min(max(int(kv_tokens / max_model_len * 512), 2048), 4096)
-    return max(1, min(kv_tokens // 2, pool))
-
-
-class _Add(enum.Enum):
-    CONTINUE = 0
-    NO_TOKEN = 1
-    OTHER = 2
+__all__ = ["SglangScheduler"]
 
 
 class _Entry:
@@ -155,7 +50,10 @@ class _Flight:
 
 
 class SglangScheduler(QueueScheduler):
-    """SGLang: prefill-first loop, token budgets with a new-token ratio, radix cache."""
+    """SGLang v0.4.6: prefill-first loop, token budgets, retraction, radix cache.
+
+    The rules, with their sources, are in :mod:`frontier_schedulers.sglang`.
+    """
 
     def __init__(self, config: SglangConfig, context: ReplicaContext) -> None:
         super().__init__(config, context)
@@ -240,11 +138,15 @@ class SglangScheduler(QueueScheduler):
             return 0
         return min(len(hashes), request.num_prompt_tokens // self.block_size)
 
-    def _match(self, request: Request) -> list[RadixNode]:
-        """The cached prefix of ``request``, never covering its last token."""
-        limit = min(
+    def _match_limit(self, request: Request) -> int:
+        """Blocks a lookup may cover: hashed prompt blocks, never the last token."""
+        return min(
             self._hashed_blocks(request), (request.num_tokens - 1) // self.block_size
         )
+
+    def _match(self, request: Request) -> list[RadixNode]:
+        """The cached prefix of ``request`` (touching the nodes' LRU time)."""
+        limit = self._match_limit(request)
         if limit <= 0:
             return []
         return self.tree.match(request.block_hashes, limit)
@@ -331,40 +233,14 @@ class SglangScheduler(QueueScheduler):
         return None
 
     def _sort_lpm(self) -> None:
-        """Longest cached prefix first; requests sharing an uncached prefix with an
-        earlier waiting request go last (SGLang's in-batch prefix caching)."""
+        """Apply the ``lpm`` policy to the queue; remember the matches it made."""
         self._lpm_matches = None
-        if not self.lpm or len(self.waiting) > _LPM_QUEUE_LIMIT:
+        if not self.lpm or len(self.waiting) > LPM_QUEUE_LIMIT:
             return
-        bs = self.block_size
-        matches: dict[int, list[RadixNode]] = {}
-        seen: set[int] = set()
-        last: set[int] = set()
-        for request in self.waiting:
-            nodes = self._match(request)
-            matches[request.request_id] = nodes
-            if len(nodes) * bs > _IN_BATCH_CHECK_TOKENS:
-                continue
-            limit = min(self._hashed_blocks(request), (request.num_tokens - 1) // bs)
-            hashes = request.block_hashes or ()
-            shared = 0
-            while shared < limit and hashes[shared] in seen:
-                shared += 1
-            if shared * bs > _IN_BATCH_DEPRIORITIZE_TOKENS:
-                last.add(request.request_id)
-            else:
-                seen.update(hashes[:limit])
-        self.waiting = deque(
-            sorted(
-                self.waiting,
-                key=lambda r: (
-                    float("inf")
-                    if r.request_id in last
-                    else -len(matches[r.request_id])
-                ),
-            )
+        order, self._lpm_matches = lpm_order(
+            self.waiting, self._match, self._match_limit, self.block_size
         )
-        self._lpm_matches = matches
+        self.waiting = deque(order)
 
     def _prefill_batch(self) -> Batch | None:
         if (self.batch_is_full or not self.waiting) and self.chunked is None:
@@ -376,7 +252,7 @@ class SglangScheduler(QueueScheduler):
         self._sort_lpm()
 
         mixed = self.config.enable_mixed_chunk and running_bs > 0
-        adder = _Adder(self, running_bs if self.config.enable_mixed_chunk else 0)
+        adder = PrefillAdder(self, running_bs if self.config.enable_mixed_chunk else 0)
         new_chunked = None
         if self.chunked is not None:
             if self.chunked.request_id in self.in_flight:
@@ -397,8 +273,8 @@ class SglangScheduler(QueueScheduler):
             else:
                 nodes = self._match(request)
             result = adder.add_one(request, nodes)
-            if result is not _Add.CONTINUE:
-                if result is _Add.NO_TOKEN:
+            if result is not AddResult.CONTINUE:
+                if result is AddResult.NO_TOKEN:
                     self.batch_is_full = True
                 break
         if adder.new_chunked is not None:
@@ -592,9 +468,7 @@ class SglangScheduler(QueueScheduler):
 
     def cached_prefix_blocks(self, request: Request) -> int:
         """Blocks of ``request``'s prompt in the radix tree (lookup only)."""
-        limit = min(
-            self._hashed_blocks(request), (request.num_tokens - 1) // self.block_size
-        )
+        limit = self._match_limit(request)
         return self.tree.peek(request.block_hashes, limit) if limit > 0 else 0
 
     def check_invariants(self) -> None:
@@ -631,123 +505,3 @@ class SglangScheduler(QueueScheduler):
             "min_new_token_ratio": self.min_new_token_ratio,
             "new_token_ratio_decay": self.new_token_ratio_decay,
         }
-
-
-class _Adder:
-    """SGLang's ``PrefillAdder``: the token budgets of one prefill batch.
-
-    It also checks, in blocks, that everything it adds can be allocated: at page
-    size 1 the token budgets already ensure it; with larger blocks rounding could
-    otherwise overrun the cache.
-    """
-
-    def __init__(self, scheduler: SglangScheduler, mixed_decodes: int) -> None:
-        self.s = scheduler
-        config = scheduler.config
-        self.chosen: list[tuple[Request, int, list[RadixNode]]] = []
-        self.new_chunked: Request | None = None
-        self.blocks = 0
-        self.rem_input = config.max_prefill_tokens - mixed_decodes
-        chunk = scheduler.chunked_prefill_size
-        self.rem_chunk = None if chunk is None else chunk - mixed_decodes
-        self.total_offset = float(mixed_decodes)
-        self.cur_offset = mixed_decodes
-        ratio = scheduler.new_token_ratio
-        for request in scheduler.running:
-            left = request.max_output_tokens - request.num_generated
-            self.total_offset += min(left, scheduler.clip) * ratio
-        self.decode_blocks = 0
-        if mixed_decodes:
-            bs = scheduler.block_size
-            self.decode_blocks = sum(
-                1
-                for r in scheduler.running
-                if r.num_tokens > r.num_computed_tokens
-                and r.num_computed_tokens % bs == 0
-            )
-        self.blocks = self.decode_blocks
-        self.chunk_pending = False
-
-    def _available_tokens(self) -> int:
-        s = self.s
-        return (s.block_manager.num_free_blocks + s._evictable()) * s.block_size
-
-    def rem_total(self) -> float:
-        return self._available_tokens() - self.total_offset
-
-    def cur_rem(self) -> int:
-        return self._available_tokens() - self.cur_offset
-
-    def _account(self, tokens: int, future: int) -> None:
-        self.total_offset += tokens + future
-        self.cur_offset += tokens
-        self.rem_input -= tokens
-        if self.rem_chunk is not None:
-            self.rem_chunk -= tokens
-
-    def state(self) -> _Add:
-        if self.rem_total() <= 0 or self.cur_rem() <= 0:
-            return _Add.NO_TOKEN
-        if self.rem_input <= 0 or (self.rem_chunk is not None and self.rem_chunk <= 0):
-            return _Add.OTHER
-        return _Add.CONTINUE
-
-    def _blocks_fit(self, blocks: int) -> bool:
-        s = self.s
-        return self.blocks + blocks <= s.block_manager.num_free_blocks + s._evictable()
-
-    def add_chunked(self, request: Request) -> Request | None:
-        """The next chunk of the chunked request; returns it while more remain."""
-        extend = request.num_tokens - request.num_computed_tokens
-        truncated = extend > self.rem_chunk
-        extend = min(extend, self.rem_chunk)
-        blocks = self.s._blocks_to_add(request, extend) if extend > 0 else 0
-        if extend <= 0 or not self._blocks_fit(blocks):
-            # XXX: SGLang has no rule for a chunk budget used up by mixed decodes
-            # or a cache too full for the chunk; here the chunk waits a step.
-            self.chunk_pending = True
-            return request
-        self.chosen.append((request, extend, []))
-        self.blocks += blocks
-        future = 0 if truncated else self.s.future_tokens(request)
-        self._account(extend, future)
-        self.chunk_pending = truncated
-        return request if truncated else None
-
-    def add_one(self, request: Request, nodes: list[RadixNode]) -> _Add:
-        """SGLang's ``add_one_req`` for a waiting request with cached ``nodes``."""
-        s = self.s
-        bs = s.block_size
-        extend = request.num_tokens - len(nodes) * bs
-        future = s.future_tokens(request)
-        total = extend + future
-        input_tokens = -(-extend // bs) * bs
-        if total >= self.rem_total():
-            return _Add.NO_TOKEN
-        if input_tokens > self.rem_input and self.chosen:
-            return _Add.OTHER
-
-        s.lock(nodes)
-        if total > self.rem_total():
-            s.unlock(nodes)
-            return _Add.NO_TOKEN
-        if self.rem_chunk is None or input_tokens <= self.rem_chunk:
-            tokens, counted, reserve = extend, input_tokens, future
-        else:
-            # Chunk it, keeping one page of the chunk budget free (SGLang's rule).
-            tokens = min(self.rem_chunk - bs + 1, extend)
-            counted, reserve = tokens, (future if tokens == extend else 0)
-            if tokens <= 0 or self.chunk_pending:
-                s.unlock(nodes)
-                return _Add.OTHER
-        blocks = -(-tokens // bs)
-        if not self._blocks_fit(blocks):
-            s.unlock(nodes)
-            return _Add.NO_TOKEN
-        self.chosen.append((request, tokens, nodes))
-        self.blocks += blocks
-        if tokens < extend:
-            self.new_chunked = request
-            self.chunk_pending = True
-        self._account(counted, reserve)
-        return self.state()
