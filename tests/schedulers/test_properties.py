@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import simulate, tiny_config
 from frontier.request import Outcome, Request
 from frontier.workloads.trace import chain_block_hashes
 from hypothesis import HealthCheck, given, settings
@@ -130,5 +131,51 @@ def test_invariants_hold_on_random_workloads(kind):
     @given(scenarios(kind))
     def check(scenario):
         _check_run(kind, *scenario)
+
+    check()
+
+
+@st.composite
+def pipelined_runs(draw, kind: str):
+    """A whole-simulation config: 1-4 pipeline stages, 1-2 replicas, a small cache
+    and up to 10 requests that fit ``max_model_len``."""
+    max_model_len = draw(st.sampled_from([32, 64]))
+    arrivals = sorted(draw(st.lists(st.floats(0, 0.1), min_size=1, max_size=10)))
+    requests = []
+    for arrived_at in arrivals:
+        prompt = draw(st.integers(1, max_model_len - 1))
+        requests.append(
+            [arrived_at, prompt, draw(st.integers(1, max_model_len - prompt))]
+        )
+    return tiny_config(
+        requests,
+        model={"max_model_len": max_model_len},
+        cache={
+            "num_gpu_blocks": draw(st.integers(max_model_len // 16, 12)),
+            "block_size": 16,
+        },
+        parallel={
+            "pipeline_parallel_size": draw(st.sampled_from([1, 2, 4])),
+            "num_replicas": draw(st.sampled_from([1, 2])),
+        },
+        replica_scheduler={"type": kind},
+        cluster_scheduler={
+            "type": draw(st.sampled_from(["round_robin", "least_outstanding"]))
+        },
+    )
+
+
+@pytest.mark.parametrize("kind", SCHEDULERS)
+def test_every_request_leaves_once_under_pipeline_parallelism(kind):
+    """With pipeline stages and replicas the whole simulation accounts every
+    request exactly once and ends."""
+
+    @settings(max_examples=25, deadline=None, derandomize=True)
+    @given(pipelined_runs(kind))
+    def check(data):
+        _, result = simulate(data)
+        requests = result.summary["requests"]
+        assert requests["total"] == len(data["workload"]["requests"])
+        assert requests["aborted"] == 0
 
     check()
