@@ -261,9 +261,12 @@ class Config:
     Attributes:
         seed: Seed of every random choice in the run.
         architecture: System architecture; only ``co-location`` is built.
+        fast_forward: Advance runs of identical decode steps at once (the
+            request metrics are the same either way; off is for checking that).
     """
 
     seed: int = 0
+    fast_forward: bool = True
     architecture: Literal[
         "co-location", "pd-disaggregation", "pd-af-disaggregation"
     ] = "co-location"

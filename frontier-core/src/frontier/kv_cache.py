@@ -175,6 +175,37 @@ class KVBlockManager:
         self._num_free += request.num_blocks
         request.num_blocks = 0
 
+    @staticmethod
+    def first_decode_allocation(
+        computed: int, held_blocks: int, block_size: int
+    ) -> int:
+        """Step (from 1) at which a decoding request first needs one more block.
+
+        Step ``j`` of a run of one-token steps brings the request to
+        ``computed + j`` tokens, which needs a new block once it passes
+        ``held_blocks * block_size``: ``j = held_blocks * block_size - computed + 1``;
+        after that, every ``block_size`` steps.
+        """
+        return held_blocks * block_size - computed + 1
+
+    def extend_decodes(
+        self, requests: list[Request], computed: list[int], steps: int
+    ) -> None:
+        """Give decoding requests the blocks for ``steps`` more one-token steps.
+
+        ``computed[i]`` is request ``i``'s token count before the step it already
+        holds blocks for; afterwards it holds blocks for ``computed + 1 + steps``
+        tokens. The caller has checked that enough blocks are free.
+        """
+        size = self.block_size
+        taken = 0
+        for request, count in zip(requests, computed, strict=True):
+            target = -(-(count + 1 + steps) // size)
+            if target > request.num_blocks:
+                taken += target - request.num_blocks
+                request.num_blocks = target
+        self._num_free -= taken
+
     def record_lookup(self, request: Request, hit_tokens: int) -> None:
         """Count a prefix-cache lookup of ``request`` (no-op without caching)."""
 
@@ -323,6 +354,31 @@ class PrefixCachingBlockManager(KVBlockManager):
             if self._ref_count[block] == 0:
                 self._free_queue[block] = None
                 self._num_free += 1
+
+    def extend_decodes(
+        self, requests: list[Request], computed: list[int], steps: int
+    ) -> None:
+        """Allocate decode blocks one at a time, in step then batch order.
+
+        The order matters here: each allocation takes the head of the LRU free
+        queue and may evict a cached block, exactly as one step at a time would.
+        """
+        size = self.block_size
+        crossings = []
+        for index, count in enumerate(computed):
+            held = requests[index].num_blocks
+            first = self.first_decode_allocation(count, held, size)
+            for step in range(first, steps + 2, size):
+                crossings.append((step, index))
+        crossings.sort()
+        for step, index in crossings:
+            request = requests[index]
+            saved = request.num_computed_tokens
+            request.num_computed_tokens = computed[index] + step - 1
+            allocated = self.allocate(request, 1)
+            request.num_computed_tokens = saved
+            if not allocated:  # pragma: no cover - the caller checked the budget
+                raise RuntimeError("decode window allocation failed")
 
     def record_lookup(self, request: Request, hit_tokens: int) -> None:
         """Count a lookup of all of ``request``'s tokens that hit ``hit_tokens``."""

@@ -250,6 +250,27 @@ class ReplicaScheduler(abc.ABC):
         """Facts for ``system_metrics.json`` (effective limits and the like)."""
         return {"type": self.config.type}
 
+    def decode_window(self) -> bool:
+        """Whether the batch just formed may be repeated, step after step.
+
+        Answer True only if, for as long as no request arrives or finishes and
+        every KV allocation succeeds, each following step would be this batch
+        again: every running request decoding one token, nothing admitted,
+        nothing preempted, and no internal state changing per step other than
+        what :meth:`on_fast_forward` applies. The core then advances those steps
+        at once (decode fast-forward), with the timestamps that calling
+        :meth:`schedule` for each would give. The default, False, always takes
+        one step at a time.
+        """
+        return False
+
+    decode_window_min_free_blocks = 0
+    """Blocks that must stay free during a decode window (a scheduler that
+    preempts whenever no block is free, like Sarathi-Serve, needs 1)."""
+
+    def on_fast_forward(self, steps: int) -> None:
+        """``steps`` more repetitions of the last batch were applied in bulk."""
+
     @classmethod
     def planning_limits(
         cls, config: PluginConfig, execution: ExecutionContext, max_model_len: int

@@ -10,6 +10,11 @@ bucket ``i`` holds values in ``(gamma ** (i - 1), gamma ** i]`` with
 (``a = 0.001``, i.e. 0.1%). Count, mean, standard deviation, minimum and maximum stay
 exact in both modes. Memory is at most ``exact_limit`` samples or the histogram's
 fixed array, whichever is in use, whatever the number of samples.
+
+Sums are kept as integers of ``2 ** -40`` units (about a picosecond when the values
+are seconds), so the mean and standard deviation do not depend on the order in which
+samples arrive: adding ``k`` copies of a value at once gives, to the last bit, what
+adding them one by one gives.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 __all__ = ["Distribution"]
 
 _PERCENTILES = (50, 90, 95, 99)
+_SCALE = float(1 << 40)
 
 
 class Distribution:
@@ -52,8 +58,8 @@ class Distribution:
         self._pending: list[float] = []
         self._zeros = 0
         self.count = 0
-        self._sum = 0.0
-        self._sum_squares = 0.0
+        self._sum = 0
+        self._sum_squares = 0
         self.min = math.inf
         self.max = -math.inf
 
@@ -65,8 +71,9 @@ class Distribution:
     def add(self, value: float) -> None:
         """Add one sample."""
         self.count += 1
-        self._sum += value
-        self._sum_squares += value * value
+        units = round(value * _SCALE)
+        self._sum += units
+        self._sum_squares += units * units
         if value < self.min:
             self.min = value
         if value > self.max:
@@ -96,8 +103,10 @@ class Distribution:
         if total == 0:
             return
         self.count += total
-        self._sum += float(np.dot(values, counts))
-        self._sum_squares += float(np.dot(values * values, counts))
+        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+            units = round(value * _SCALE)
+            self._sum += units * count
+            self._sum_squares += units * units * count
         present = values[counts > 0]
         self.min = min(self.min, float(present.min()))
         self.max = max(self.max, float(present.max()))
@@ -128,8 +137,16 @@ class Distribution:
 
     @property
     def mean(self) -> float:
-        """Arithmetic mean (exact)."""
-        return self._sum / self.count if self.count else math.nan
+        """Arithmetic mean (of the samples rounded to 2**-40)."""
+        return self._sum / self.count / _SCALE if self.count else math.nan
+
+    @property
+    def std(self) -> float:
+        """Population standard deviation, from exact integer sums."""
+        if not self.count:
+            return math.nan
+        numerator = self.count * self._sum_squares - self._sum * self._sum
+        return math.sqrt(max(0, numerator)) / self.count / _SCALE
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0-100), numpy's linear rule when exact."""
@@ -153,19 +170,16 @@ class Distribution:
         """
         if not self.count:
             return {"count": 0}
-        variance = max(0.0, self._sum_squares / self.count - self.mean**2)
         result: dict[str, float | int | bool] = {
             "count": self.count,
             "mean": self.mean * scale,
-            "std": math.sqrt(variance) * scale,
+            "std": self.std * scale,
             "min": self.min * scale,
             "max": self.max * scale,
         }
         if self._samples is not None:
             data = np.frombuffer(self._samples, dtype=float)
             values = np.percentile(data, _PERCENTILES)
-            result["mean"] = float(data.mean()) * scale
-            result["std"] = float(data.std()) * scale
         else:
             values = [self.percentile(q) for q in _PERCENTILES]
         for pct, value in zip(_PERCENTILES, values, strict=True):

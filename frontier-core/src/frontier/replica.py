@@ -13,6 +13,17 @@ Pipeline stages: stage ``s`` works on one batch at a time. A batch enters stage
 ``s`` when it has left stage ``s - 1`` and stage ``s`` is free; up to
 ``pipeline_parallel_size`` batches are in flight, and the scheduler runs again as
 soon as the first stage is free.
+
+Decode fast-forward: when the scheduler says the batch it just formed would repeat
+(every running request decoding one token; see
+:meth:`frontier.plugins.ReplicaScheduler.decode_window`), the replica applies the
+repetitions in bulk until the first of: a request's last token, the next arrival
+anywhere (it could change the batch or read this replica's state), or a step whose
+KV blocks would not all be free (the scheduler must then decide on preemption).
+Each repeated step is still timed by the predictor, one call per step, and its
+timestamps are summed in the same order, so the request metrics are identical to
+one step at a time; only the per-request work of the repeated steps is done once.
+The last repetition is started as an ordinary batch.
 """
 
 from __future__ import annotations
@@ -80,7 +91,11 @@ class Replica:
         self.num_outstanding = 0
         self.schedule_pending = False
         self.num_batches = 0
+        self.num_fast_forwarded = 0
         self.busy_time = 0.0
+        self.fast_forward = False
+        """Whether to fast-forward decode windows; the simulation turns it on
+        (for a single pipeline stage), a replica built by hand steps one by one."""
 
     def add_request(self, request: Request, now: float) -> None:
         """Take a routed request into the scheduler's queue."""
@@ -92,11 +107,27 @@ class Replica:
         """Whether a new batch may enter the first stage at ``now``."""
         return self.num_in_flight < self.num_stages and self.stage_free_at[0] <= now
 
-    def start_batch(self, now: float) -> InFlightBatch | None:
-        """Ask the scheduler for a batch and send it down the stages."""
-        batch = self.scheduler.schedule(now)
+    def start_batch(
+        self, now: float, horizon: float = math.inf
+    ) -> InFlightBatch | None:
+        """Ask the scheduler for a batch and send it down the stages.
+
+        Args:
+            now: Simulated time, seconds.
+            horizon: Time of the next event that could change this replica's next
+                batch (the next arrival); decode fast-forward stops before it.
+        """
+        scheduler = self.scheduler
+        batch = scheduler.schedule(now)
         if batch is None:
             return None
+        stage_times = None
+        if (
+            self.fast_forward
+            and batch.num_decodes == len(batch.requests)
+            and scheduler.decode_window()
+        ):
+            now, stage_times = self._fast_forward(batch, now, horizon)
         samples = []
         epochs = []
         for request, tokens in zip(batch.requests, batch.num_new_tokens, strict=True):
@@ -106,7 +137,8 @@ class Replica:
             samples.append(request.num_computed_tokens == request.num_tokens)
             epochs.append(request.num_preemptions)
 
-        stage_times = self.execution.stage_times(batch)
+        if stage_times is None:
+            stage_times = self.execution.stage_times(batch)
         ready = now
         free = self.stage_free_at
         for stage, seconds in enumerate(stage_times):
@@ -117,6 +149,84 @@ class Replica:
         self.num_batches += 1
         self.busy_time += stage_times[0]
         return InFlightBatch(batch, samples, epochs, now, ready)
+
+    def _fast_forward(
+        self, batch: Batch, now: float, horizon: float
+    ) -> tuple[float, list[float]]:
+        """Apply repetitions of the all-decode ``batch`` in bulk (pipeline of one
+        stage); return when the last repetition starts and its stage times.
+
+        Step 1 is the batch as scheduled (its blocks are allocated). Step ``j + 1``
+        joins the window only if no request finishes before it, it starts before
+        ``horizon``, and the blocks its requests cross into are free.
+        """
+        requests = batch.requests
+        count = len(requests)
+        blocks = self.block_manager
+        size = blocks.block_size
+        last_step = min(r.max_output_tokens - r.num_generated for r in requests)
+        computed = [r.num_computed_tokens for r in requests]
+        firsts = sorted(
+            blocks.first_decode_allocation(c, r.num_blocks, size)
+            for c, r in zip(computed, requests, strict=True)
+        )
+        per_residue = [0] * size
+        activated = 0
+        free = blocks.num_free_blocks - self.scheduler.decode_window_min_free_blocks
+        used = 0
+        timing = self.execution.stage_times
+
+        ends: list[float] = []
+        durations: list[float] = []
+        start = now
+        step = 1
+        times = timing(batch)
+        while True:
+            end = start + times[0]
+            following = step + 1
+            if following > last_step or end >= horizon:
+                break
+            while activated < count and firsts[activated] <= following:
+                per_residue[firsts[activated] % size] += 1
+                activated += 1
+            need = per_residue[following % size]
+            if used + need > free:
+                break
+            used += need
+            ends.append(end)
+            durations.append(times[0])
+            start = end
+            step = following
+            batch.decode_context_sum += count
+            batch.decode_context_max += 1
+            batch.decode_context_min += 1
+            times = timing(batch)
+        if not ends:
+            return now, times
+
+        repeats = len(ends)
+        if used:
+            blocks.extend_decodes(requests, computed, repeats)
+        itl = self.metrics.itl
+        itl.add_repeated([ends[0] - r.last_token_at for r in requests], [1] * count)
+        if repeats > 1:
+            gaps = [ends[k] - ends[k - 1] for k in range(1, repeats)]
+            itl.add_repeated(gaps, [count] * (repeats - 1))
+        last = ends[-1]
+        for request in requests:
+            request.num_computed_tokens += repeats
+            request.num_generated += repeats
+            request.num_tokens += repeats
+            request.last_token_at = last
+        busy = self.busy_time
+        for seconds in durations:
+            busy += seconds
+        self.busy_time = busy
+        self.num_batches += repeats
+        self.num_fast_forwarded += repeats
+        self.stage_free_at[0] = last
+        self.scheduler.on_fast_forward(repeats)
+        return last, times
 
     def finish_batch(self, flight: InFlightBatch, now: float) -> list[Request]:
         """Account a batch that left the last stage; return requests that finished."""

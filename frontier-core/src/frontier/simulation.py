@@ -209,6 +209,13 @@ class Simulation:
         for replica_id in range(self.config.parallel.num_replicas):
             blocks = self._new_block_manager()
             replica = Replica(replica_id, blocks, self.execution, metrics)
+            # Fast-forward skips per-step observer calls, so it is off when a
+            # plugin watches every batch.
+            replica.fast_forward = (
+                replica.num_stages == 1
+                and self.config.fast_forward
+                and not self.plugins.has_implementations("frontier_batch_finished")
+            )
             context = ReplicaContext(
                 replica_id=replica_id,
                 execution=self.execution_context,
@@ -286,8 +293,10 @@ class Simulation:
 
         arrivals = iter(self.generator)
         first = next(arrivals, None)
+        next_arrival = math.inf
         if first is not None:
             queue.push(first.arrived_at, Priority.ARRIVAL, _ARRIVAL, first)
+            next_arrival = first.arrived_at
         events = 0
 
         while queue:
@@ -310,7 +319,9 @@ class Simulation:
                 request: Request = payload
                 metrics.record_arrival(request)
                 upcoming = next(arrivals, None)
+                next_arrival = math.inf
                 if upcoming is not None:
+                    next_arrival = upcoming.arrived_at
                     if upcoming.arrived_at < request.arrived_at:
                         raise SimulationError(
                             f"workload produced request {upcoming.request_id} at "
@@ -332,7 +343,7 @@ class Simulation:
                 replica.schedule_pending = False
                 if not replica.can_start(now):
                     continue
-                flight = replica.start_batch(now)
+                flight = replica.start_batch(now, next_arrival)
                 if flight is None:
                     continue
                 queue.push(

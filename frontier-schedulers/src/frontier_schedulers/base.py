@@ -81,6 +81,15 @@ class QueueScheduler(ReplicaScheduler):
         self.in_flight: set[int] = set()
         """Ids of the requests of batches not yet ended (pipeline parallelism)."""
         self._aborts_in_a_row = 0
+        self._repeatable = False
+        """Set by :meth:`schedule`: the batch just formed would repeat (every
+        running request decoding, admission blocked for as long as nothing
+        arrives or finishes, no preemption)."""
+
+    def decode_window(self) -> bool:
+        """Whether the batch just formed may be fast-forwarded (see the core's
+        contract); each scheduler sets ``_repeatable`` when it forms a batch."""
+        return self._repeatable
 
     @property
     def num_waiting(self) -> int:

@@ -79,6 +79,7 @@ class OrcaScheduler(QueueScheduler):
 
         blocks = self.block_manager
         waiting = self.waiting
+        running_before = len(self.running)
         while waiting and len(self.running) < self.max_batch_size:
             request = waiting[0]
             if not blocks.allocate(request, self.reserved_tokens(request)):
@@ -86,6 +87,9 @@ class OrcaScheduler(QueueScheduler):
             waiting.popleft()
             self.running.append(request)
             batch.add(request, request.num_tokens)
+        # No admission and every running request in the batch: the reservation or
+        # the batch size blocks the queue head until a request finishes.
+        self._repeatable = len(self.running) == running_before == len(batch.requests)
         return batch if batch.requests else None
 
     def expected_blocks(self, request: Request) -> int:

@@ -59,6 +59,9 @@ class SarathiScheduler(QueueScheduler):
     """Sarathi-Serve (OSDI 2024): decodes, then partial prefills, then admissions,
     in one token budget (rules in the module docstring)."""
 
+    decode_window_min_free_blocks = 1
+    """Sarathi preempts whenever no block is free, so a window keeps one."""
+
     def __init__(self, config: SarathiConfig, context: ReplicaContext) -> None:
         super().__init__(config, context)
         self.chunk_size = config.chunk_size
@@ -78,6 +81,7 @@ class SarathiScheduler(QueueScheduler):
         batch = Batch()
         blocks = self.block_manager
         tokens = 0
+        preempted = False
 
         # 1. Decodes, in arrival order (Sarathi's FCFS policy sorts the running
         # list every step); partial prefills are set aside for step 2.
@@ -95,6 +99,7 @@ class SarathiScheduler(QueueScheduler):
                 continue
             while blocks.num_free_blocks == 0:
                 victim = remaining.pop() if remaining else request
+                preempted = True
                 self.preempt(victim)
                 if victim is request:
                     break
@@ -140,6 +145,14 @@ class SarathiScheduler(QueueScheduler):
             self.running.append(request)
             batch.add(request, chunk)
             tokens += chunk
+        # Only decodes, every running request among them, no preemption: the
+        # admission test failed on the watermark, max_num_seqs or the budget,
+        # none of which decoding can undo.
+        self._repeatable = (
+            not preempted
+            and len(batch.requests) == len(self.running)
+            and batch.num_decodes == len(batch.requests)
+        )
         return self.launch(batch)
 
     def release(self, request: Request) -> None:

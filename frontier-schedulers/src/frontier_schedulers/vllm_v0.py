@@ -89,8 +89,14 @@ class VllmV0Scheduler(QueueScheduler):
     def schedule(self, now: float) -> Batch | None:
         """A prefill-only step if the queue head fits, else a decode step."""
         batch = self._prefills()
+        self._repeatable = False
         if not batch.requests:
             batch = self._decodes()
+            # The queue head still cannot be prefilled once decoding has taken
+            # more blocks; a decode step with every running request repeats.
+            self._repeatable = not self._preempted and len(batch.requests) == len(
+                self.running
+            )
         return batch if batch.requests else None
 
     def _prefills(self) -> Batch:
@@ -120,6 +126,7 @@ class VllmV0Scheduler(QueueScheduler):
         batch = Batch()
         blocks = self.block_manager
         running = self.running
+        self._preempted = False
         index = 0
         while index < len(running):
             request = running[index]
@@ -130,6 +137,7 @@ class VllmV0Scheduler(QueueScheduler):
             scheduled = True
             while not blocks.allocate(request, want):
                 victim = running.pop()
+                self._preempted = True
                 self.preempt(victim)
                 if victim is request:
                     scheduled = False

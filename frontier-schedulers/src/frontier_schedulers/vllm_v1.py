@@ -150,6 +150,11 @@ class VllmV1Scheduler(QueueScheduler):
 
         if not preempted:
             self._admit(batch, budget)
+        # Nothing preempted and nothing admitted although every running request
+        # decodes: admission is blocked (empty queue, budget, max_num_seqs or KV)
+        # and stays so while no request arrives or finishes, since decoding only
+        # takes blocks away.
+        self._repeatable = not preempted and len(batch.requests) == len(running)
         return batch if batch.requests else None
 
     def _admit(self, batch: Batch, budget: int) -> None:
