@@ -268,7 +268,7 @@ class ReplicaScheduler(abc.ABC):
     """Blocks that must stay free during a decode window (a scheduler that
     preempts whenever no block is free, like Sarathi-Serve, needs 1)."""
 
-    def on_fast_forward(self, steps: int) -> None:
+    def on_fast_forward(self, steps: int) -> None:  # noqa: B027 - optional hook
         """``steps`` more repetitions of the last batch were applied in bulk."""
 
     @classmethod
