@@ -56,6 +56,7 @@ class Distribution:
         self._size = math.ceil(math.log(highest) / self._log_gamma) - self._offset + 1
         self._buckets: np.ndarray | None = None
         self._pending: list[float] = []
+        self._pending_counts: list[int] = []
         self._zeros = 0
         self.count = 0
         self._sum = 0
@@ -70,53 +71,84 @@ class Distribution:
 
     def add(self, value: float) -> None:
         """Add one sample."""
-        self.count += 1
-        units = round(value * _SCALE)
-        self._sum += units
-        self._sum_squares += units * units
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
+        self.add_many((value,))
+
+    def add_many(self, values: list[float] | tuple[float, ...]) -> None:
+        """Add each of ``values`` once."""
+        if not values:
+            return
+        total = 0
+        squares = 0
+        for value in values:
+            units = round(value * _SCALE)
+            total += units
+            squares += units * units
+        self.count += len(values)
+        self._sum += total
+        self._sum_squares += squares
+        low = min(values)
+        high = max(values)
+        if low < self.min:
+            self.min = low
+        if high > self.max:
+            self.max = high
         samples = self._samples
         if samples is not None:
-            samples.append(value)
+            samples.extend(values)
             if len(samples) > self.exact_limit:
                 self._to_sketch()
         else:
-            pending = self._pending
-            pending.append(value)
-            if len(pending) >= 4096:
+            self._pending.extend(values)
+            self._pending_counts.extend([1] * len(values))
+            if len(self._pending) >= 4096:
                 self._flush()
 
-    def _flush(self) -> None:
-        if self._pending:
-            values = np.array(self._pending)
-            self._pending.clear()
-            self._bucket_many(values, np.ones(values.size, dtype=np.int64))
-
-    def add_repeated(self, values: np.ndarray, counts: np.ndarray) -> None:
+    def add_repeated(self, values: list[float], counts: list[int]) -> None:
         """Add ``counts[i]`` copies of ``values[i]`` for every ``i``."""
-        values = np.asarray(values, dtype=float)
-        counts = np.asarray(counts, dtype=np.int64)
-        total = int(counts.sum())
-        if total == 0:
-            return
-        self.count += total
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+        added = 0
+        total = 0
+        squares = 0
+        low = self.min
+        high = self.max
+        for value, count in zip(values, counts, strict=True):
+            if count <= 0:
+                continue
             units = round(value * _SCALE)
-            self._sum += units * count
-            self._sum_squares += units * units * count
-        present = values[counts > 0]
-        self.min = min(self.min, float(present.min()))
-        self.max = max(self.max, float(present.max()))
+            added += count
+            total += units * count
+            squares += units * units * count
+            if value < low:
+                low = value
+            if value > high:
+                high = value
+        if not added:
+            return
+        self.count += added
+        self._sum += total
+        self._sum_squares += squares
+        self.min = low
+        self.max = high
         samples = self._samples
-        if samples is not None and len(samples) + total <= self.exact_limit:
-            samples.extend(np.repeat(values, counts).tolist())
+        if samples is not None and len(samples) + added <= self.exact_limit:
+            for value, count in zip(values, counts, strict=True):
+                if count > 0:
+                    samples.extend([value] * count)
             return
         if samples is not None:
             self._to_sketch()
-        self._bucket_many(values, counts)
+        self._pending.extend(values)
+        self._pending_counts.extend(counts)
+        if len(self._pending) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            values = np.array(self._pending, dtype=float)
+            counts = np.array(self._pending_counts, dtype=np.int64)
+            self._pending.clear()
+            self._pending_counts.clear()
+            keep = counts > 0
+            self._bucket_many(values[keep], counts[keep])
 
     def _to_sketch(self) -> None:
         self._buckets = np.zeros(self._size, dtype=np.int64)

@@ -166,9 +166,12 @@ class Replica:
         size = blocks.block_size
         last_step = min(r.max_output_tokens - r.num_generated for r in requests)
         computed = [r.num_computed_tokens for r in requests]
+        # blocks.first_decode_allocation, inlined: this runs for every window.
         firsts = sorted(
-            blocks.first_decode_allocation(c, r.num_blocks, size)
-            for c, r in zip(computed, requests, strict=True)
+            [
+                r.num_blocks * size - c + 1
+                for c, r in zip(computed, requests, strict=True)
+            ]
         )
         per_residue = [0] * size
         activated = 0
@@ -208,7 +211,8 @@ class Replica:
         if used:
             blocks.extend_decodes(requests, computed, repeats)
         itl = self.metrics.itl
-        itl.add_repeated([ends[0] - r.last_token_at for r in requests], [1] * count)
+        first = ends[0]
+        itl.add_many([first - r.last_token_at for r in requests])
         if repeats > 1:
             gaps = [ends[k] - ends[k - 1] for k in range(1, repeats)]
             itl.add_repeated(gaps, [count] * (repeats - 1))
@@ -232,27 +236,32 @@ class Replica:
         """Account a batch that left the last stage; return requests that finished."""
         self.num_in_flight -= 1
         finished = []
+        gaps = []
         metrics = self.metrics
         for request, sampled, epoch in zip(
             flight.batch.requests, flight.samples, flight.epochs, strict=True
         ):
             if not sampled or request.num_preemptions != epoch:
                 continue
-            request.num_generated += 1
+            generated = request.num_generated + 1
+            request.num_generated = generated
             request.num_tokens += 1
-            if request.num_generated == 1:
+            if generated == 1:
                 request.first_token_at = now
             else:
-                metrics.record_token_gap(now - request.last_token_at)
+                gaps.append(now - request.last_token_at)
             request.last_token_at = now
-            if request.num_generated >= request.max_output_tokens:
+            if generated >= request.max_output_tokens:
                 request.completed_at = now
                 if request.outcome is Outcome.PENDING:
                     request.outcome = Outcome.COMPLETED
                 self.block_manager.free(request)
                 self.num_outstanding -= 1
                 finished.append(request)
-                metrics.record_request(request)
+        if gaps:
+            metrics.itl.add_many(gaps)
+        for request in finished:
+            metrics.record_request(request)
         self.scheduler.on_batch_end(flight.batch, finished, now)
         return finished
 

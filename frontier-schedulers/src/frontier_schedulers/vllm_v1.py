@@ -122,10 +122,26 @@ class VllmV1Scheduler(QueueScheduler):
         running = self.running
         preempted = False
 
+        size = self.block_size
+        last_position = self.max_model_len - 1
         index = 0
         while index < len(running) and budget > 0:
             request = running[index]
-            want = request.num_tokens - request.num_computed_tokens
+            computed = request.num_computed_tokens
+            want = request.num_tokens - computed
+            if (
+                want == 1
+                and request.num_generated
+                and computed < request.num_blocks * size
+                and computed < last_position
+            ):
+                # A decode whose token fits its last block: no allocation and no
+                # prompt block to cache, so the general path below would change
+                # nothing but the batch and the budget.
+                batch.add(request, 1)
+                budget -= 1
+                index += 1
+                continue
             if 0 < threshold < want:
                 want = threshold
             want = min(
