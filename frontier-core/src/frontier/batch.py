@@ -71,6 +71,21 @@ class Batch:
             self.prefill_lengths.append(num_new_tokens)
             self.prefill_contexts.append(request.num_computed_tokens)
 
+    def add_decode(self, request: Request) -> None:
+        """Add ``request`` decoding one token (``add(request, 1)`` for a request
+        that has generated a token, without the checks)."""
+        self.requests.append(request)
+        self.num_new_tokens.append(1)
+        self.num_tokens += 1
+        decodes = self.num_decodes + 1
+        self.num_decodes = decodes
+        context = request.num_computed_tokens + 1
+        self.decode_context_sum += context
+        if context > self.decode_context_max:
+            self.decode_context_max = context
+        if decodes == 1 or context < self.decode_context_min:
+            self.decode_context_min = context
+
     @property
     def num_prefill_tokens(self) -> int:
         """Tokens of the batch that belong to prefill chunks."""

@@ -15,7 +15,8 @@ Definitions follow ``vllm bench serve`` (all latencies in milliseconds):
 Percentiles are NumPy's linear interpolation (``numpy.percentile``), as the benchmark
 computes them, while a distribution holds up to 262,144 samples; past that it becomes
 a logarithmic sketch with 0.1% relative error (:mod:`frontier.quantiles`), so memory
-stays bounded however long the run. Means, counts, minima and maxima are always exact.
+stays bounded however long the run. Counts, minima and maxima are always exact, means
+exact to the nanosecond.
 """
 
 from __future__ import annotations

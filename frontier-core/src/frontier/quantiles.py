@@ -1,20 +1,22 @@
 """Latency distributions in bounded memory: exact while small, a sketch when large.
 
 A :class:`Distribution` keeps its samples (8 bytes each) until it holds
-``exact_limit`` of them, so small runs report exact percentiles, computed like
-``numpy.percentile`` (linear interpolation). Past the limit it folds the samples into
-a logarithmic histogram (the DDSketch construction of Masson, Rim and Lee, VLDB 2019):
-bucket ``i`` holds values in ``(gamma ** (i - 1), gamma ** i]`` with
-``gamma = (1 + a) / (1 - a)``, and a percentile is reported as its bucket's centre
-``2 gamma ** i / (gamma + 1)``, within a relative error ``a`` of the true sample
-(``a = 0.001``, i.e. 0.1%). Count, mean, standard deviation, minimum and maximum stay
-exact in both modes. Memory is at most ``exact_limit`` samples or the histogram's
-fixed array, whichever is in use, whatever the number of samples.
+``exact_limit`` of them, so small runs report exact statistics: percentiles like
+``numpy.percentile`` (linear interpolation), mean and standard deviation of the
+sorted samples. Past the limit it folds the samples into a logarithmic histogram (the
+DDSketch construction of Masson, Rim and Lee, VLDB 2019): bucket ``i`` holds values
+in ``(gamma ** (i - 1), gamma ** i]`` with ``gamma = (1 + a) / (1 - a)``, and a
+percentile is reported as its bucket's centre ``2 gamma ** i / (gamma + 1)``, within
+a relative error ``a`` of the true sample (``a = 0.001``, i.e. 0.1%). In that mode
+count, minimum and maximum stay exact, the mean is exact to the nanosecond (an
+integer sum of the samples in units of ``2 ** -30``) and the standard deviation
+comes from the bucket centres (within 0.1%). Memory is at most ``exact_limit``
+samples or the histogram's fixed array, whatever the number of samples.
 
-Sums are kept as integers of ``2 ** -40`` units (about a picosecond when the values
-are seconds), so the mean and standard deviation do not depend on the order in which
-samples arrive: adding ``k`` copies of a value at once gives, to the last bit, what
-adding them one by one gives.
+Nothing depends on the order in which samples arrive: adding ``k`` copies of a
+value at once gives, to the last bit, what adding them one by one in any order gives.
+Samples are buffered and accounted in vectorised chunks, so adding one costs about
+as much as appending it to a list.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import numpy as np
 __all__ = ["Distribution"]
 
 _PERCENTILES = (50, 90, 95, 99)
-_SCALE = float(1 << 40)
+_SCALE = float(1 << 30)
+_FLUSH = 4096
 
 
 class Distribution:
@@ -58,16 +61,23 @@ class Distribution:
         self._pending: list[float] = []
         self._pending_counts: list[int] = []
         self._zeros = 0
-        self.count = 0
-        self._sum = 0
-        self._sum_squares = 0
-        self.min = math.inf
-        self.max = -math.inf
+        self._count = 0
+        self._sum_units = 0
+        self._min = math.inf
+        self._max = -math.inf
 
     @property
     def is_exact(self) -> bool:
-        """Whether percentiles are still computed from every sample."""
+        """Whether statistics are still computed from every sample."""
         return self._samples is not None
+
+    @property
+    def count(self) -> int:
+        """Samples added."""
+        if self._samples is not None:
+            return len(self._samples)
+        self._flush()
+        return self._count
 
     def add(self, value: float) -> None:
         """Add one sample."""
@@ -75,71 +85,38 @@ class Distribution:
 
     def add_many(self, values: list[float] | tuple[float, ...]) -> None:
         """Add each of ``values`` once."""
-        if not values:
-            return
-        total = 0
-        squares = 0
-        for value in values:
-            units = round(value * _SCALE)
-            total += units
-            squares += units * units
-        self.count += len(values)
-        self._sum += total
-        self._sum_squares += squares
-        low = min(values)
-        high = max(values)
-        if low < self.min:
-            self.min = low
-        if high > self.max:
-            self.max = high
         samples = self._samples
         if samples is not None:
             samples.extend(values)
             if len(samples) > self.exact_limit:
                 self._to_sketch()
-        else:
-            self._pending.extend(values)
-            self._pending_counts.extend([1] * len(values))
-            if len(self._pending) >= 4096:
-                self._flush()
+            return
+        self._pending.extend(values)
+        self._pending_counts.extend([1] * len(values))
+        if len(self._pending) >= _FLUSH:
+            self._flush()
 
     def add_repeated(self, values: list[float], counts: list[int]) -> None:
         """Add ``counts[i]`` copies of ``values[i]`` for every ``i``."""
-        added = 0
-        total = 0
-        squares = 0
-        low = self.min
-        high = self.max
-        for value, count in zip(values, counts, strict=True):
-            if count <= 0:
-                continue
-            units = round(value * _SCALE)
-            added += count
-            total += units * count
-            squares += units * units * count
-            if value < low:
-                low = value
-            if value > high:
-                high = value
-        if not added:
-            return
-        self.count += added
-        self._sum += total
-        self._sum_squares += squares
-        self.min = low
-        self.max = high
         samples = self._samples
-        if samples is not None and len(samples) + added <= self.exact_limit:
+        if samples is not None:
             for value, count in zip(values, counts, strict=True):
                 if count > 0:
                     samples.extend([value] * count)
+            if len(samples) > self.exact_limit:
+                self._to_sketch()
             return
-        if samples is not None:
-            self._to_sketch()
         self._pending.extend(values)
         self._pending_counts.extend(counts)
-        if len(self._pending) >= 4096:
+        if len(self._pending) >= _FLUSH:
             self._flush()
+
+    def _to_sketch(self) -> None:
+        samples = self._samples
+        self._samples = None
+        self._buckets = np.zeros(self._size, dtype=np.int64)
+        data = np.frombuffer(samples, dtype=float)
+        self._account(data, np.ones(data.size, dtype=np.int64))
 
     def _flush(self) -> None:
         if self._pending:
@@ -148,72 +125,81 @@ class Distribution:
             self._pending.clear()
             self._pending_counts.clear()
             keep = counts > 0
-            self._bucket_many(values[keep], counts[keep])
+            self._account(values[keep], counts[keep])
 
-    def _to_sketch(self) -> None:
-        self._buckets = np.zeros(self._size, dtype=np.int64)
-        samples = np.frombuffer(self._samples, dtype=float)
-        self._samples = None
-        self._bucket_many(samples, np.ones(samples.size, dtype=np.int64))
-
-    def _bucket_many(self, values: np.ndarray, counts: np.ndarray) -> None:
+    def _account(self, values: np.ndarray, counts: np.ndarray) -> None:
+        if values.size == 0:
+            return
+        self._count += int(counts.sum())
+        units = np.rint(values * _SCALE).astype(np.int64)
+        # Chunks keep the int64 products far from overflow; Python ints add them.
+        for start in range(0, units.size, 1024):
+            self._sum_units += int(
+                np.dot(units[start : start + 1024], counts[start : start + 1024])
+            )
+        self._min = min(self._min, float(values.min()))
+        self._max = max(self._max, float(values.max()))
         positive = values > 0
         self._zeros += int(counts[~positive].sum())
-        values = values[positive]
-        counts = counts[positive]
-        index = (
-            np.ceil(np.log(values) / self._log_gamma).astype(np.int64) - self._offset
-        )
+        index = np.ceil(np.log(values[positive]) / self._log_gamma).astype(np.int64)
+        index -= self._offset
         np.clip(index, 0, self._size - 1, out=index)
-        np.add.at(self._buckets, index, counts)
+        np.add.at(self._buckets, index, counts[positive])
 
-    @property
-    def mean(self) -> float:
-        """Arithmetic mean (of the samples rounded to 2**-40)."""
-        return self._sum / self.count / _SCALE if self.count else math.nan
-
-    @property
-    def std(self) -> float:
-        """Population standard deviation, from exact integer sums."""
-        if not self.count:
-            return math.nan
-        numerator = self.count * self._sum_squares - self._sum * self._sum
-        return math.sqrt(max(0, numerator)) / self.count / _SCALE
+    def _centres(self) -> np.ndarray:
+        exponents = np.arange(self._size) + self._offset
+        return 2 * self._gamma**exponents / (self._gamma + 1)
 
     def percentile(self, q: float) -> float:
         """The ``q``-th percentile (0-100), numpy's linear rule when exact."""
-        if not self.count:
-            return math.nan
         if self._samples is not None:
+            if not self._samples:
+                return math.nan
             return float(np.percentile(np.frombuffer(self._samples, dtype=float), q))
         self._flush()
-        rank = q / 100 * (self.count - 1)
+        if not self._count:
+            return math.nan
+        rank = q / 100 * (self._count - 1)
         if rank < self._zeros:
             return 0.0
         cumulative = np.cumsum(self._buckets)
         index = int(np.searchsorted(cumulative, rank - self._zeros, side="right"))
         centre = 2 * self._gamma ** (index + self._offset) / (self._gamma + 1)
-        return min(max(centre, self.min), self.max)
+        return min(max(centre, self._min), self._max)
 
     def summary(self, scale: float = 1.0) -> dict[str, float | int | bool]:
         """Count, mean, std, min, max, p50/p90/p95/p99 and median, times ``scale``.
 
-        ``exact`` says whether the percentiles are exact or from the sketch.
+        ``exact`` says whether the statistics are exact or from the sketch.
         """
-        if not self.count:
-            return {"count": 0}
-        result: dict[str, float | int | bool] = {
-            "count": self.count,
-            "mean": self.mean * scale,
-            "std": self.std * scale,
-            "min": self.min * scale,
-            "max": self.max * scale,
-        }
         if self._samples is not None:
-            data = np.frombuffer(self._samples, dtype=float)
+            if not self._samples:
+                return {"count": 0}
+            data = np.sort(np.frombuffer(self._samples, dtype=float))
+            count = int(data.size)
+            mean = float(data.mean())
+            std = float(data.std())
+            low, high = float(data[0]), float(data[-1])
             values = np.percentile(data, _PERCENTILES)
         else:
+            self._flush()
+            count = self._count
+            if not count:
+                return {"count": 0}
+            mean = self._sum_units / count / _SCALE
+            centres = self._centres()
+            spread = float(np.dot(self._buckets, (centres - mean) ** 2))
+            spread += self._zeros * mean * mean
+            std = math.sqrt(spread / count)
+            low, high = self._min, self._max
             values = [self.percentile(q) for q in _PERCENTILES]
+        result: dict[str, float | int | bool] = {
+            "count": count,
+            "mean": mean * scale,
+            "std": std * scale,
+            "min": low * scale,
+            "max": high * scale,
+        }
         for pct, value in zip(_PERCENTILES, values, strict=True):
             result[f"p{pct}"] = float(value) * scale
         result["median"] = result["p50"]

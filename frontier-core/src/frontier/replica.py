@@ -128,14 +128,17 @@ class Replica:
             and scheduler.decode_window()
         ):
             now, stage_times = self._fast_forward(batch, now, horizon)
-        samples = []
-        epochs = []
+        samples: list[bool] = []
+        epochs: list[int] = []
+        sample = samples.append
+        epoch = epochs.append
         for request, tokens in zip(batch.requests, batch.num_new_tokens, strict=True):
             if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
                 request.scheduled_at = now
-            request.num_computed_tokens += tokens
-            samples.append(request.num_computed_tokens == request.num_tokens)
-            epochs.append(request.num_preemptions)
+            computed = request.num_computed_tokens + tokens
+            request.num_computed_tokens = computed
+            sample(computed == request.num_tokens)
+            epoch(request.num_preemptions)
 
         if stage_times is None:
             stage_times = self.execution.stage_times(batch)

@@ -116,7 +116,8 @@ class QueueScheduler(ReplicaScheduler):
         self, batch: Batch, finished: Sequence[Request], now: float
     ) -> None:
         """Drop finished requests from the running list."""
-        self.in_flight.difference_update(r.request_id for r in batch.requests)
+        if self.in_flight:
+            self.in_flight.difference_update(r.request_id for r in batch.requests)
         if finished:
             self._aborts_in_a_row = 0
             done = {id(request) for request in finished}

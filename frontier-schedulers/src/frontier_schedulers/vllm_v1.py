@@ -138,7 +138,7 @@ class VllmV1Scheduler(QueueScheduler):
                 # A decode whose token fits its last block: no allocation and no
                 # prompt block to cache, so the general path below would change
                 # nothing but the batch and the budget.
-                batch.add(request, 1)
+                batch.add_decode(request)
                 budget -= 1
                 index += 1
                 continue
