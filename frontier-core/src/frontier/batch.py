@@ -71,20 +71,25 @@ class Batch:
             self.prefill_lengths.append(num_new_tokens)
             self.prefill_contexts.append(request.num_computed_tokens)
 
-    def add_decode(self, request: Request) -> None:
-        """Add ``request`` decoding one token (``add(request, 1)`` for a request
-        that has generated a token, without the checks)."""
-        self.requests.append(request)
-        self.num_new_tokens.append(1)
-        self.num_tokens += 1
-        decodes = self.num_decodes + 1
-        self.num_decodes = decodes
-        context = request.num_computed_tokens + 1
-        self.decode_context_sum += context
-        if context > self.decode_context_max:
-            self.decode_context_max = context
-        if decodes == 1 or context < self.decode_context_min:
-            self.decode_context_min = context
+    def add_decodes(self, requests: list[Request]) -> None:
+        """Add ``requests``, each decoding one token: ``add(request, 1)`` for each
+        of them (they have all generated a token), in one go."""
+        if not requests:
+            return
+        contexts = [request.num_computed_tokens + 1 for request in requests]
+        count = len(requests)
+        self.requests.extend(requests)
+        self.num_new_tokens.extend([1] * count)
+        self.num_tokens += count
+        first = self.num_decodes == 0
+        self.num_decodes += count
+        self.decode_context_sum += sum(contexts)
+        highest = max(contexts)
+        lowest = min(contexts)
+        if highest > self.decode_context_max:
+            self.decode_context_max = highest
+        if first or lowest < self.decode_context_min:
+            self.decode_context_min = lowest
 
     @property
     def num_prefill_tokens(self) -> int:

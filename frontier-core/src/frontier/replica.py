@@ -51,8 +51,8 @@ class InFlightBatch:
     def __init__(
         self,
         batch: Batch,
-        samples: list[bool],
-        epochs: list[int],
+        samples: list[bool] | None,
+        epochs: list[int] | None,
         started_at: float,
         finishes_at: float,
     ) -> None:
@@ -127,7 +127,10 @@ class Replica:
             and batch.num_decodes == len(batch.requests)
             and scheduler.decode_window()
         ):
-            now, stage_times = self._fast_forward(batch, now, horizon)
+            outcome = self._fast_forward(batch, now, horizon)
+            if isinstance(outcome, InFlightBatch):
+                return outcome
+            now, stage_times = outcome
         samples: list[bool] = []
         epochs: list[int] = []
         sample = samples.append
@@ -155,13 +158,19 @@ class Replica:
 
     def _fast_forward(
         self, batch: Batch, now: float, horizon: float
-    ) -> tuple[float, list[float]]:
+    ) -> InFlightBatch | tuple[float, list[float]]:
         """Apply repetitions of the all-decode ``batch`` in bulk (pipeline of one
-        stage); return when the last repetition starts and its stage times.
+        stage).
 
         Step 1 is the batch as scheduled (its blocks are allocated). Step ``j + 1``
         joins the window only if no request finishes before it, it starts before
-        ``horizon``, and the blocks its requests cross into are free.
+        ``horizon``, and the blocks its requests cross into are free. When no
+        request finishes in the window's last step either, every step is applied
+        at once and a hollow in-flight batch, with nothing left to do, is returned
+        to end at the last step's end: what that step changes (token counts) is
+        read by nobody before then. Otherwise the steps before the last are
+        applied, and the time the last starts and its stage times are returned,
+        for it to run as an ordinary batch that finishes requests.
         """
         requests = batch.requests
         count = len(requests)
@@ -207,12 +216,17 @@ class Replica:
             batch.decode_context_max += 1
             batch.decode_context_min += 1
             times = timing(batch)
-        if not ends:
+        hollow = step < last_step
+        if hollow:
+            ends.append(end)
+            durations.append(times[0])
+        elif not ends:
             return now, times
 
         repeats = len(ends)
+        skipped = step - 1
         if used:
-            blocks.extend_decodes(requests, computed, repeats)
+            blocks.extend_decodes(requests, computed, skipped)
         itl = self.metrics.itl
         first = ends[0]
         itl.add_many([first - r.last_token_at for r in requests])
@@ -230,14 +244,21 @@ class Replica:
             busy += seconds
         self.busy_time = busy
         self.num_batches += repeats
-        self.num_fast_forwarded += repeats
+        self.num_fast_forwarded += skipped
         self.stage_free_at[0] = last
-        self.scheduler.on_fast_forward(repeats)
+        self.scheduler.on_fast_forward(skipped)
+        if hollow:
+            self.num_in_flight += 1
+            started = ends[-2] if repeats > 1 else now
+            return InFlightBatch(batch, None, None, started, last)
         return last, times
 
     def finish_batch(self, flight: InFlightBatch, now: float) -> list[Request]:
         """Account a batch that left the last stage; return requests that finished."""
         self.num_in_flight -= 1
+        if flight.samples is None:  # hollow: applied when it was fast-forwarded
+            self.scheduler.on_batch_end(flight.batch, (), now)
+            return []
         finished = []
         gaps = []
         metrics = self.metrics

@@ -124,6 +124,7 @@ class VllmV1Scheduler(QueueScheduler):
 
         size = self.block_size
         last_position = self.max_model_len - 1
+        decodes: list = []  # consecutive plain decodes, added to the batch at once
         index = 0
         while index < len(running) and budget > 0:
             request = running[index]
@@ -138,15 +139,15 @@ class VllmV1Scheduler(QueueScheduler):
                 # A decode whose token fits its last block: no allocation and no
                 # prompt block to cache, so the general path below would change
                 # nothing but the batch and the budget.
-                batch.add_decode(request)
+                decodes.append(request)
                 budget -= 1
                 index += 1
                 continue
+            batch.add_decodes(decodes)
+            decodes = []
             if 0 < threshold < want:
                 want = threshold
-            want = min(
-                want, budget, self.max_model_len - 1 - request.num_computed_tokens
-            )
+            want = min(want, budget, last_position - computed)
             if want <= 0:
                 index += 1
                 continue
@@ -163,6 +164,7 @@ class VllmV1Scheduler(QueueScheduler):
             batch.add(request, want)
             budget -= want
             index += 1
+        batch.add_decodes(decodes)
 
         if not preempted:
             self._admit(batch, budget)
