@@ -23,15 +23,6 @@ METRICS = ("ttft", "tpot", "latency")
 KNOWN_GAPS = {
     ("llama-3.1-8b-tp1", "ttft", "mean"): -6.5,
     ("llama-3.1-8b-tp1", "ttft", "p90"): -7.1,
-    ("qwen3-32b-tp2", "ttft", "mean"): -28.5,
-    ("qwen3-32b-tp2", "ttft", "p90"): -25.1,
-    ("qwen3-32b-tp2", "ttft", "p99"): -24.1,
-    ("qwen3-32b-tp2", "tpot", "mean"): -16.4,
-    ("qwen3-32b-tp2", "tpot", "p90"): -17.2,
-    ("qwen3-32b-tp2", "tpot", "p99"): -17.2,
-    ("qwen3-32b-tp2", "latency", "mean"): -21.4,
-    ("qwen3-32b-tp2", "latency", "p90"): -21.2,
-    ("qwen3-32b-tp2", "latency", "p99"): -20.3,
 }
 """(run, metric, statistic) -> difference in percent recorded in docs/validation.md."""
 

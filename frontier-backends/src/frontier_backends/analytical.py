@@ -12,7 +12,10 @@ Ring algorithms (Patarasuk and Yuan, 2009; the NCCL defaults for these sizes):
 
 ``B`` is the one-direction bandwidth of the slowest link on the path (bytes/s) and
 ``alpha`` its per-message latency (s): the device's NVLink figures while a group
-stays inside one node, its network figures once it spans nodes.
+stays inside one node, its network figures once it spans nodes. Where the device
+records the bus bandwidth a default NCCL collective actually reaches inside a node
+(``collective_bandwidth_gbps``, PCIe systems), all-reduce and all-gather use it as
+``B`` instead of the link bandwidth times ``bandwidth_efficiency``.
 """
 
 from __future__ import annotations
@@ -52,11 +55,14 @@ class AnalyticalBackend(CCBackend):
             device.inter_node_latency_us * 1e-6,
             device.inter_node_bandwidth_gbps * 1e9 * efficiency,
         )
+        self._collective = self._intra
+        if device.collective_bandwidth_gbps is not None:
+            self._collective = (self._intra[0], device.collective_bandwidth_gbps * 1e9)
         self._gpus_per_node = device.gpus_per_node
         self._tp = context.parallel.tensor_parallel_size
 
     def _link(self, num_ranks: int) -> tuple[float, float]:
-        return self._intra if num_ranks <= self._gpus_per_node else self._inter
+        return self._collective if num_ranks <= self._gpus_per_node else self._inter
 
     def all_reduce_s(self, size_bytes: float, num_ranks: int) -> float:
         """Ring all-reduce: ``2 (n - 1) (alpha + S / (n B))`` seconds."""

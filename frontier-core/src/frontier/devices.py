@@ -42,6 +42,10 @@ class DeviceSpec:
         intra_node_latency_us: Per-message latency inside a node, microseconds.
         inter_node_latency_us: Per-message latency between nodes, microseconds.
         gpus_per_node: Devices that share the intra-node links.
+        collective_bandwidth_gbps: Bus bandwidth a default NCCL all-reduce reaches
+            between GPUs of one node, 1e9 B/s, where it is known to fall well short
+            of the link (PCIe systems); ``None`` when collectives run at the link
+            bandwidth times the CC backend's efficiency.
     """
 
     name: str
@@ -57,6 +61,7 @@ class DeviceSpec:
     intra_node_latency_us: float = 5.0
     inter_node_latency_us: float = 10.0
     gpus_per_node: int = 8
+    collective_bandwidth_gbps: float | None = None
 
     @property
     def memory_bytes(self) -> int:
@@ -84,6 +89,7 @@ _FIELDS = {field.name for field in attrs.fields(DeviceSpec)}
 _NUMBERS = [
     f.name for f in attrs.fields(DeviceSpec) if f.name not in ("name", "vendor")
 ]
+_OPTIONAL = {"collective_bandwidth_gbps"}
 
 
 @cache
@@ -162,6 +168,8 @@ def load_device(
         raise ConfigError(f"device {key!r} from {source}: {error}") from None
     for field in _NUMBERS:
         value = getattr(spec, field)
+        if value is None and field in _OPTIONAL:
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(
                 f"device.{field} of {key!r} ({source}) must be a positive number, "
