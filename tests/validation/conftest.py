@@ -115,12 +115,16 @@ def tiny_model(moe: bool = False) -> ModelSpec:
     )
 
 
-def context(model: ModelSpec, tp: int = 1, replicas: int = 1) -> ExecutionContext:
+def context(
+    model: ModelSpec, tp: int = 1, replicas: int = 1, ep: int = 1
+) -> ExecutionContext:
     """The execution context of ``model`` on one RTX PRO 6000 per rank."""
     return ExecutionContext(
         model=model,
         device=load_device("rtx-pro-6000"),
-        parallel=ParallelConfig(tensor_parallel_size=tp, num_replicas=replicas),
+        parallel=ParallelConfig(
+            tensor_parallel_size=tp, num_replicas=replicas, expert_parallel_size=ep
+        ),
         dtype="bfloat16",
         kv_cache_dtype="bfloat16",
     )

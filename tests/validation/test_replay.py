@@ -153,8 +153,22 @@ def test_expert_parallel_spans_every_gpu(data_root):
     run = load_run(run_dir(data_root))
     engine = {**run.engine, "data_parallel_size": 2, "enable_expert_parallel": True}
     data = build_config_data(attrs.evolve(run, engine=engine), locate_inputs(run))
-    assert data["parallel"]["num_replicas"] == 2
-    assert data["predictor"]["expert_parallel_size"] == 2
+    assert data["parallel"] == {
+        "tensor_parallel_size": 1,
+        "num_replicas": 2,
+        "expert_parallel_size": 2,
+    }
+
+
+def test_data_parallel_runs_use_vllms_balancer(data_root):
+    """DP 2 is routed by ``least_loaded``; DP 1 keeps round-robin (one replica)."""
+    run = load_run(run_dir(data_root))
+    engine = {**run.engine, "data_parallel_size": 2}
+    data = build_config_data(attrs.evolve(run, engine=engine), locate_inputs(run))
+    assert data["cluster_scheduler"] == {"type": "least_loaded"}
+    assert "expert_parallel_size" not in data["parallel"]
+    single = build_config_data(run, locate_inputs(run))
+    assert single["cluster_scheduler"] == {"type": "round_robin"}
 
 
 def test_missing_profile_names_where_it_looked(data_root, tmp_path):

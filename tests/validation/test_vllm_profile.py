@@ -18,12 +18,14 @@ from frontier_predictors.vllm_profile import (
 from .conftest import context, tiny_model
 
 
-def predictor(path: Path, moe: bool = False, **options) -> VllmProfilePredictor:
-    """The predictor on ``path`` for the tiny model."""
+def predictor(
+    path: Path, moe: bool = False, ep: int = 1, **options
+) -> VllmProfilePredictor:
+    """The predictor on ``path`` for the tiny model (``ep`` replicas of TP 1
+    sharing the experts when ``ep`` is above 1)."""
     config = VllmProfileConfig(path=str(path), **options)
     model = tiny_model(moe)
-    replicas = options.get("expert_parallel_size", 1)
-    return VllmProfilePredictor(config, context(model, replicas=replicas))
+    return VllmProfilePredictor(config, context(model, replicas=ep, ep=ep))
 
 
 def decode(request_id: int, history: int) -> Request:
@@ -208,14 +210,25 @@ def test_moe_block_at_the_expected_distinct_experts(moe_profile):
     assert times.mlp_s == 0.0
 
 
-def test_expert_parallel_rank_sees_every_replica_and_half_the_experts(moe_profile):
-    """EP 2 over 2 replicas: 8 routed tokens, 4 local experts, 4 tokens' routes."""
-    times = predictor(moe_profile, moe=True, expert_parallel_size=2).predict(
-        batch_of(*((decode(i, 16), 1) for i in range(4)))
-    )
+def test_expert_parallel_rank_sees_the_group_and_half_the_experts(moe_profile):
+    """EP 2 over 2 replicas, 8 tokens in the group: 4 local experts, 4 tokens'
+    routes."""
+    batch = batch_of(*((decode(i, 16), 1) for i in range(4)))
+    batch.ep_group_tokens = 8  # this replica's 4 and the other's 4
+    times = predictor(moe_profile, moe=True, ep=2).predict(batch)
     experts = 4 * (1 - 0.75**8)  # about 3.5996 of the rank's 4
     # layernorm 4 + (20 + 0.5 * 4 + 3 * experts).
     assert times.moe_s == pytest.approx((4 + 20 + 2 + 3 * experts) * 1e-6)
+
+
+def test_expert_parallel_uneven_group_reads_its_tokens(moe_profile):
+    """EP 2, 4 own tokens in a group of 12: 6 routed tokens per rank."""
+    batch = batch_of(*((decode(i, 16), 1) for i in range(4)))
+    batch.ep_group_tokens = 12  # the other replica ran 8
+    times = predictor(moe_profile, moe=True, ep=2).predict(batch)
+    experts = 4 * (1 - 0.75**12)  # about 3.8733 of the rank's 4
+    # layernorm 4 + (20 + 0.5 * 12 / 2 + 3 * experts).
+    assert times.moe_s == pytest.approx((4 + 20 + 3 + 3 * experts) * 1e-6)
 
 
 def test_moe_model_without_moe_table_is_an_input_error(profile):

@@ -6,6 +6,8 @@ Ring algorithms (Patarasuk and Yuan, 2009; the NCCL defaults for these sizes):
   ``S / n`` bytes: ``t = 2 (n - 1) (alpha + S / (n B))``;
 - all-gather of an ``S``-byte result: ``n - 1`` steps of ``S / n`` bytes:
   ``t = (n - 1) (alpha + S / (n B))``;
+- reduce-scatter of an ``S``-byte input: ``n - 1`` steps of ``S / n`` bytes, the
+  all-gather's cost: ``t = (n - 1) (alpha + S / (n B))``;
 - all-to-all where each rank holds ``S`` bytes: ``n - 1`` pairwise exchanges of
   ``S / n`` bytes, the same cost as the all-gather;
 - send/recv of ``S`` bytes between two stages: ``t = alpha + S / B``.
@@ -14,8 +16,9 @@ Ring algorithms (Patarasuk and Yuan, 2009; the NCCL defaults for these sizes):
 ``alpha`` its per-message latency (s): the device's NVLink figures while a group
 stays inside one node, its network figures once it spans nodes. Where the device
 records the bus bandwidth a default NCCL collective actually reaches inside a node
-(``collective_bandwidth_gbps``, PCIe systems), all-reduce and all-gather use it as
-``B`` instead of the link bandwidth times ``bandwidth_efficiency``.
+(``collective_bandwidth_gbps``, PCIe systems), all-reduce, all-gather and
+reduce-scatter use it as ``B`` instead of the link bandwidth times
+``bandwidth_efficiency``.
 """
 
 from __future__ import annotations
@@ -41,7 +44,8 @@ class AnalyticalConfig(CCBackendConfig):
 
 
 class AnalyticalBackend(CCBackend):
-    """Ring all-reduce/all-gather and point-to-point send/recv from link specs."""
+    """Ring all-reduce/all-gather/reduce-scatter and point-to-point send/recv from
+    link specs."""
 
     def __init__(self, config: AnalyticalConfig, context: ExecutionContext) -> None:
         super().__init__(config, context)
@@ -73,6 +77,13 @@ class AnalyticalBackend(CCBackend):
 
     def all_gather_s(self, size_bytes: float, num_ranks: int) -> float:
         """Ring all-gather: ``(n - 1) (alpha + S / (n B))`` seconds."""
+        if num_ranks <= 1:
+            return 0.0
+        latency, bandwidth = self._link(num_ranks)
+        return (num_ranks - 1) * (latency + size_bytes / (num_ranks * bandwidth))
+
+    def reduce_scatter_s(self, size_bytes: float, num_ranks: int) -> float:
+        """Ring reduce-scatter: ``(n - 1) (alpha + S / (n B))`` seconds."""
         if num_ranks <= 1:
             return 0.0
         latency, bandwidth = self._link(num_ranks)

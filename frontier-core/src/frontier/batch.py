@@ -29,12 +29,17 @@ class Batch:
             the new one included.
         decode_context_max: Most tokens one decode attends to (0 without decodes).
         decode_context_min: Fewest tokens one decode attends to (0 without decodes).
+        ep_group_tokens: Tokens the MoE layers of this step process across the
+            expert-parallel group, every member's step included (set by the
+            execution model where the group spans several replicas; 0 when the
+            experts see this batch's tokens only).
     """
 
     __slots__ = (
         "decode_context_max",
         "decode_context_min",
         "decode_context_sum",
+        "ep_group_tokens",
         "num_decodes",
         "num_new_tokens",
         "num_tokens",
@@ -53,6 +58,7 @@ class Batch:
         self.decode_context_sum = 0
         self.decode_context_max = 0
         self.decode_context_min = 0
+        self.ep_group_tokens = 0
 
     def add(self, request: Request, num_new_tokens: int) -> None:
         """Add ``request`` computing ``num_new_tokens`` tokens this step."""

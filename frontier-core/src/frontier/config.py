@@ -199,15 +199,91 @@ class DeviceConfig:
 class ParallelConfig:
     """How the model is split and replicated.
 
+    Expert parallelism follows vLLM's ``enable_expert_parallel``: the routed
+    experts of every MoE layer are split over ``expert_parallel_size`` GPUs,
+    which is the tensor-parallel GPUs of ``expert_parallel_size / tp`` replicas
+    (vLLM: ``tp x data_parallel_size``). Replicas of one such expert-parallel
+    group exchange their tokens in every MoE layer, and so step together
+    (``data_parallel_lockstep``), as vLLM's data-parallel engines of an MoE
+    model do.
+
     Attributes:
         tensor_parallel_size: GPUs that split each layer (heads, MLP width).
         pipeline_parallel_size: Stages that split the layers.
-        num_replicas: Independent copies behind the cluster router (data parallel).
+        num_replicas: Copies behind the cluster router (data parallel).
+        expert_parallel_size: GPUs the routed experts are split over; 1 keeps
+            them split like the other weights (tensor parallel). A multiple of
+            ``tensor_parallel_size`` whose quotient divides ``num_replicas``.
+        data_parallel_lockstep: Replicas of an expert-parallel group start each
+            step together and every step lasts as long as the slowest member's
+            (an idle member runs a dummy step). Unset: on exactly where an
+            expert-parallel group spans several replicas, as in vLLM.
+        lockstep_dummy_tokens: Tokens of the dummy batch an idle member runs
+            (vLLM's ``execute_dummy_batch`` runs one).
+        lockstep_padding_max_tokens: Members pad their step to the group's
+            largest token count when every member's count is at most this (vLLM
+            pads when the step runs as CUDA graphs, up to
+            ``max_cudagraph_capture_size``); 0 turns padding off. Unset: vLLM's
+            default capture limit, ``min(2 x max_num_seqs, 512,
+            max_num_batched_tokens)`` of the replica scheduler.
     """
 
     tensor_parallel_size: int = attrs.field(default=1, validator=positive)
     pipeline_parallel_size: int = attrs.field(default=1, validator=positive)
     num_replicas: int = attrs.field(default=1, validator=positive)
+    expert_parallel_size: int = attrs.field(default=1, validator=positive)
+    data_parallel_lockstep: bool | None = None
+    lockstep_dummy_tokens: int = attrs.field(default=1, validator=positive)
+    lockstep_padding_max_tokens: int | None = attrs.field(
+        default=None, validator=non_negative
+    )
+
+    def __attrs_post_init__(self) -> None:
+        tp = self.tensor_parallel_size
+        ep = self.expert_parallel_size
+        if ep > 1 and ep % tp:
+            raise FieldValueError(
+                "expert_parallel_size",
+                f"must be a multiple of tensor_parallel_size={tp} (the experts are "
+                f"split over the TP GPUs of whole replicas), got {ep}",
+            )
+        group = self.expert_group_size
+        if self.num_replicas % group:
+            raise FieldValueError(
+                "expert_parallel_size",
+                f"{ep} spans {group} replicas of tensor_parallel_size={tp}, which "
+                f"does not divide num_replicas={self.num_replicas}; make "
+                "num_replicas a multiple of expert_parallel_size / "
+                "tensor_parallel_size",
+            )
+        if group > 1 and self.pipeline_parallel_size > 1:
+            raise FieldValueError(
+                "expert_parallel_size",
+                "expert parallelism across replicas with pipeline_parallel_size > 1 "
+                "is not built yet; use pipeline_parallel_size = 1",
+            )
+        if self.data_parallel_lockstep and group == 1:
+            raise FieldValueError(
+                "data_parallel_lockstep",
+                "lockstep groups are the replicas of one expert-parallel group; "
+                "set expert_parallel_size to a multiple of tensor_parallel_size x 2 "
+                "or leave data_parallel_lockstep unset",
+            )
+
+    @property
+    def expert_group_size(self) -> int:
+        """Replicas whose GPUs share the experts (1 without expert parallelism
+        across replicas)."""
+        if self.expert_parallel_size <= self.tensor_parallel_size:
+            return 1
+        return self.expert_parallel_size // self.tensor_parallel_size
+
+    @property
+    def lockstep(self) -> bool:
+        """Whether the replicas of each expert-parallel group step together."""
+        if self.data_parallel_lockstep is None:
+            return self.expert_group_size > 1
+        return self.data_parallel_lockstep
 
 
 @attrs.frozen(kw_only=True)

@@ -5,15 +5,42 @@ tensor-parallel collectives of those layers (Megatron-style: one all-reduce of t
 activations after attention and one after the MLP or MoE block, each of
 ``tokens * hidden * dtype_bytes`` bytes). The first stage adds the embedding, the last
 the LM head and sampler; between stages the activations go by send/recv.
+
+Expert parallelism across replicas (``parallel.expert_parallel_size`` above the TP
+size) adds, in every MoE layer, vLLM's default ``allgather_reducescatter``
+exchange over the ``g = ep / tp`` replicas of the group
+(``AgRsAll2AllManager`` with ``MoEPrepareAndFinalizeNaiveDPEPModular``):
+
+- dispatch: an all-gather of every member's tokens after routing: the hidden
+  states (``hidden * dtype_bytes`` per token), the top-``k`` weights (FP32) and
+  expert ids (INT32), ``hidden * dtype_bytes + 8 k`` bytes per token;
+- combine: a reduce-scatter of the experts' outputs, ``hidden * dtype_bytes``
+  per token of the group, each member keeping its own tokens' sums.
+
+Members' token counts may differ. vLLM's ``all_gatherv`` and ``reduce_scatterv``
+(``PyNcclCommunicator``) then run one NCCL broadcast (reduce) per member, rooted
+at it, grouped into one launch; on a ring every part but one crosses each link,
+so the busiest link carries all bytes but the smallest part, and the cost is
+that of an even collective moving as much over each link:
+``S = g / (g - 1) x (total - smallest)`` (for two members, the larger part;
+even parts give the plain all-gather of the total). Every member's experts then
+compute over all the group's tokens (``Batch.ep_group_tokens``, read by the
+predictor).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from frontier.batch import Batch
 from frontier.memory import layers_per_stage
 from frontier.plugins import CCBackend, ExecutionContext, Predictor
 
 __all__ = ["ExecutionModel"]
+
+_ROUTE_BYTES = 4 + 4
+"""Bytes per token and routed expert in the dispatch: an FP32 weight and an INT32
+expert id (vLLM's ``fused_topk`` outputs)."""
 
 
 class ExecutionModel:
@@ -39,7 +66,13 @@ class ExecutionModel:
         model = context.model
         self.tp = context.parallel.tensor_parallel_size
         self.num_stages = context.parallel.pipeline_parallel_size
+        self.expert_group_size = context.parallel.expert_group_size
+        """Replicas whose MoE layers exchange tokens (1: none)."""
         self._activation_bytes_per_token = model.hidden_size * dtype_bytes
+        self._dispatch_bytes_per_token = (
+            self._activation_bytes_per_token
+            + model.num_experts_per_token * _ROUTE_BYTES
+        )
         self._stages: list[tuple[int, int]] = []
         first = 0
         for count in layers_per_stage(model.num_layers, self.num_stages):
@@ -47,12 +80,48 @@ class ExecutionModel:
             self._stages.append((count - moe, moe))
             first += count
 
-    def stage_times(self, batch: Batch) -> list[float]:
+    def expert_collectives_s(self, group_tokens: Sequence[int]) -> float:
+        """Seconds of one MoE layer's dispatch all-gather and combine
+        reduce-scatter, members holding ``group_tokens`` tokens each (module
+        doc); 0 for a group of one."""
+        members = len(group_tokens)
+        if members <= 1:
+            return 0.0
+        # Tokens of the even collective that loads each link as much.
+        tokens = members * (sum(group_tokens) - min(group_tokens)) / (members - 1)
+        backend = self.cc_backend
+        gather = backend.all_gather_s(tokens * self._dispatch_bytes_per_token, members)
+        scatter = backend.reduce_scatter_s(
+            tokens * self._activation_bytes_per_token, members
+        )
+        return gather + scatter
+
+    def stage_times(
+        self, batch: Batch, group_tokens: Sequence[int] | None = None
+    ) -> list[float]:
         """Seconds each pipeline stage spends on ``batch``, send to the next included.
 
         The last stage's time has no send; every other stage's time ends when its
         activations reach the next stage.
+
+        Args:
+            batch: The step.
+            group_tokens: Where the replica belongs to an expert-parallel group,
+                the tokens of every member's step this time (padding included),
+                this one's among them; unset, every member is assumed to hold as
+                many tokens as ``batch``.
         """
+        return self._stage_times(batch, group_tokens, True)
+
+    def _stage_times(
+        self, batch: Batch, group_tokens: Sequence[int] | None, sample: bool
+    ) -> list[float]:
+        expert_s = 0.0
+        if self.expert_group_size > 1:
+            if group_tokens is None:
+                group_tokens = (batch.num_tokens,) * self.expert_group_size
+            batch.ep_group_tokens = sum(group_tokens)
+            expert_s = self.expert_collectives_s(group_tokens)
         times = self.predictor.predict(batch)
         size = batch.num_tokens * self._activation_bytes_per_token
         all_reduce = self.cc_backend.all_reduce_s(size, self.tp) if self.tp > 1 else 0.0
@@ -61,17 +130,34 @@ class ExecutionModel:
         for stage, (dense, moe) in enumerate(self._stages):
             layers = dense + moe
             seconds = (
-                layers * times.attention_s + dense * times.mlp_s + moe * times.moe_s
+                layers * times.attention_s
+                + dense * times.mlp_s
+                + moe * (times.moe_s + expert_s)
             )
             seconds += 2 * layers * all_reduce
             if stage == 0:
                 seconds += times.embedding_s
             if stage == last:
-                seconds += times.head_s
+                if sample:
+                    seconds += times.head_s
             else:
                 seconds += self.cc_backend.send_recv_s(size, stage)
             result.append(seconds)
         return result
+
+    def dummy_stage_times(
+        self, num_tokens: int, group_tokens: Sequence[int] | None = None
+    ) -> list[float]:
+        """Seconds of a dummy step of ``num_tokens`` tokens and no request.
+
+        vLLM runs one on a data-parallel rank without work while the others step
+        (``execute_dummy_batch``), so that its MoE layers join the collectives: the
+        layers run on the dummy tokens, attend to nothing and samples nothing (no
+        LM head or sampler).
+        """
+        batch = Batch()
+        batch.num_tokens = num_tokens
+        return self._stage_times(batch, group_tokens, False)
 
     def batch_time(self, batch: Batch) -> float:
         """Seconds from the batch entering the first stage to leaving the last."""

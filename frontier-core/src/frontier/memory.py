@@ -11,7 +11,9 @@ The same arithmetic here, per GPU (the most loaded one of a replica)::
     num_blocks = floor(kv_bytes / block_bytes)
 
 Weights are split over tensor-parallel ranks and, by layers, over pipeline stages
-(the first stage also holds the embedding, the last the LM head). Activations are
+(the first stage also holds the embedding, the last the LM head); with expert
+parallelism the routed experts are split over ``expert_parallel_size`` GPUs
+instead. Activations are
 estimated as ``tokens * (3 * intermediate / tp + 4 * hidden) * dtype_bytes`` for the
 MLP's widest intermediates and the residual stream, plus FP32 logits for
 ``max_num_seqs`` sequences; set ``cache.activation_memory_gib`` to use a measured
@@ -106,9 +108,24 @@ def plan_memory(
     """
     tp = parallel.tensor_parallel_size
     pp = parallel.pipeline_parallel_size
+    ep = parallel.expert_parallel_size
     stage_params = [_stage_weight_params(model, s, pp) for s in range(pp)]
     worst_stage = max(range(pp), key=lambda s: stage_params[s])
-    weight_bytes = stage_params[worst_stage] * (weight_dtype_bytes or dtype_bytes) // tp
+    element_bytes = weight_dtype_bytes or dtype_bytes
+    weight_bytes = stage_params[worst_stage] * element_bytes // tp
+    if ep > 1:
+        counts = layers_per_stage(model.num_layers, pp)
+        first = sum(counts[:worst_stage])
+        moe_layers = sum(
+            model.is_moe_layer(i) for i in range(first, first + counts[worst_stage])
+        )
+        experts = (
+            moe_layers
+            * model.num_experts
+            * model.mlp_params(model.expert_intermediate_size)
+        )
+        weight_bytes = (stage_params[worst_stage] - experts) * element_bytes // tp
+        weight_bytes += experts * element_bytes // ep
 
     if cache.activation_memory_gib is not None:
         activation_bytes = int(cache.activation_memory_gib * GIB)

@@ -208,6 +208,12 @@ class CCBackend(abc.ABC):
         """Seconds of an all-to-all where each rank holds ``size_bytes`` in all."""
         return self.all_gather_s(size_bytes, num_ranks)
 
+    def reduce_scatter_s(self, size_bytes: float, num_ranks: int) -> float:
+        """Seconds to reduce-scatter a ``size_bytes`` input over ``num_ranks``
+        (each rank keeps the reduced ``1 / num_ranks`` of it). A ring moves the
+        same bytes as an all-gather of the same size, hence the default."""
+        return self.all_gather_s(size_bytes, num_ranks)
+
 
 class ReplicaScheduler(abc.ABC):
     """Decides which requests run in a replica's next step, and how many tokens.

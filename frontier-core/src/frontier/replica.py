@@ -93,6 +93,10 @@ class Replica:
         self.num_batches = 0
         self.num_fast_forwarded = 0
         self.busy_time = 0.0
+        self.num_dummy_steps = 0
+        self.group = None
+        """The :class:`~frontier.lockstep.LockstepGroup` this replica steps with,
+        or ``None`` when it steps on its own."""
         self.fast_forward = False
         """Whether to fast-forward decode windows; the simulation turns it on
         (for a single pipeline stage), a replica built by hand steps one by one."""
@@ -131,18 +135,7 @@ class Replica:
             if isinstance(outcome, InFlightBatch):
                 return outcome
             now, stage_times = outcome
-        samples: list[bool] = []
-        epochs: list[int] = []
-        sample = samples.append
-        epoch = epochs.append
-        for request, tokens in zip(batch.requests, batch.num_new_tokens, strict=True):
-            if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
-                request.scheduled_at = now
-            computed = request.num_computed_tokens + tokens
-            request.num_computed_tokens = computed
-            sample(computed == request.num_tokens)
-            epoch(request.num_preemptions)
-
+        samples, epochs = self._advance(batch, now)
         if stage_times is None:
             stage_times = self.execution.stage_times(batch)
         ready = now
@@ -155,6 +148,40 @@ class Replica:
         self.num_batches += 1
         self.busy_time += stage_times[0]
         return InFlightBatch(batch, samples, epochs, now, ready)
+
+    def _advance(self, batch: Batch, now: float) -> tuple[list[bool], list[int]]:
+        """Advance each request's computed tokens by its share of ``batch``;
+        return whether each will sample a token and its preemption epoch."""
+        samples: list[bool] = []
+        epochs: list[int] = []
+        sample = samples.append
+        epoch = epochs.append
+        for request, tokens in zip(batch.requests, batch.num_new_tokens, strict=True):
+            if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
+                request.scheduled_at = now
+            computed = request.num_computed_tokens + tokens
+            request.num_computed_tokens = computed
+            sample(computed == request.num_tokens)
+            epoch(request.num_preemptions)
+        return samples, epochs
+
+    def start_lockstep_batch(
+        self, batch: Batch, now: float, finishes_at: float
+    ) -> InFlightBatch:
+        """Send ``batch``, formed by the scheduler, through the replica's single
+        stage as one step of its lockstep group, ending at ``finishes_at``."""
+        samples, epochs = self._advance(batch, now)
+        self.stage_free_at[0] = finishes_at
+        self.num_in_flight += 1
+        self.num_batches += 1
+        self.busy_time += finishes_at - now
+        return InFlightBatch(batch, samples, epochs, now, finishes_at)
+
+    def run_dummy_step(self, now: float, finishes_at: float) -> None:
+        """Account a dummy step (no request) of the lockstep group."""
+        self.stage_free_at[0] = finishes_at
+        self.num_dummy_steps += 1
+        self.busy_time += finishes_at - now
 
     def _fast_forward(
         self, batch: Batch, now: float, horizon: float

@@ -2,8 +2,11 @@
 
 The event loop handles three kinds of event (see :class:`frontier.engine.Priority`
 for their order at equal times): a batch leaving a replica's last stage, a request
-arriving, and a replica asking its scheduler for the next batch. Arrivals are
-pulled from the generator one at a time, so memory does not grow with the workload.
+arriving, and a replica asking its scheduler for the next batch. Replicas that step
+in lockstep (:mod:`frontier.lockstep`) have the last two per group instead: the
+group's step ending on every member, and the group starting its next step. Arrivals
+are pulled from the generator one at a time, so memory does not grow with the
+workload.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from frontier.engine import EventQueue, Priority
 from frontier.errors import ConfigError, SimulationError
 from frontier.execution import ExecutionModel
 from frontier.kv_cache import KVBlockManager, PrefixCachingBlockManager
+from frontier.lockstep import LockstepGroup
 from frontier.memory import MemoryPlan, plan_memory
 from frontier.metrics import MetricsCollector
 from frontier.models import DTYPE_BYTES, ModelSpec, load_model
@@ -39,7 +43,7 @@ from frontier.request import Outcome, Request
 
 __all__ = ["RunResult", "Simulation", "resolve_dtypes", "run_directory"]
 
-_ARRIVAL, _BATCH_END, _SCHEDULE = 0, 1, 2
+_ARRIVAL, _BATCH_END, _SCHEDULE, _GROUP_END, _GROUP_SCHEDULE = 0, 1, 2, 3, 4
 
 
 @attrs.frozen(kw_only=True)
@@ -137,6 +141,11 @@ class Simulation:
         max_tokens, max_seqs = scheduler_entry.factory.planning_limits(
             config.replica_scheduler, self.execution_context, self.max_model_len
         )
+        padding = config.parallel.lockstep_padding_max_tokens
+        if padding is None:
+            # vLLM's default max_cudagraph_capture_size (VllmConfig).
+            padding = min(2 * max_seqs, 512, max_tokens)
+        self.lockstep_padding_max_tokens = padding
         self.memory_plan: MemoryPlan = plan_memory(
             self.model,
             self.device,
@@ -178,6 +187,7 @@ class Simulation:
         ).factory(config.cluster_scheduler, num_replicas, config.seed)
         self._scheduler_factory = scheduler_entry.factory
         self.replicas: list[Replica] = []
+        self.lockstep_groups: list[LockstepGroup] = []
         self.metrics: MetricsCollector | None = None
 
     def _check_parallelism(self) -> None:
@@ -194,6 +204,17 @@ class Simulation:
                 f"parallel.pipeline_parallel_size={parallel.pipeline_parallel_size} is "
                 f"more than the model's {model.num_layers} layers"
             )
+        ep = parallel.expert_parallel_size
+        if ep > 1 and not model.is_moe:
+            raise ConfigError(
+                f"parallel.expert_parallel_size={ep} needs a model with routed "
+                f"experts; {model.name} has none (set it to 1)"
+            )
+        if ep > 1 and model.num_experts % ep:
+            raise ConfigError(
+                f"parallel.expert_parallel_size={ep} does not divide the "
+                f"{model.num_experts} routed experts of {model.name}"
+            )
 
     def _new_block_manager(self) -> KVBlockManager:
         cache = self.config.cache
@@ -206,14 +227,17 @@ class Simulation:
 
     def _build_replicas(self, metrics: MetricsCollector) -> None:
         self.replicas = []
-        for replica_id in range(self.config.parallel.num_replicas):
+        parallel = self.config.parallel
+        lockstep = parallel.lockstep
+        for replica_id in range(parallel.num_replicas):
             blocks = self._new_block_manager()
             replica = Replica(replica_id, blocks, self.execution, metrics)
             # Fast-forward skips per-step observer calls, so it is off when a
-            # plugin watches every batch.
+            # plugin watches every batch; lockstep groups step one at a time.
             replica.fast_forward = (
                 replica.num_stages == 1
                 and self.config.fast_forward
+                and not lockstep
                 and not self.plugins.has_implementations("frontier_batch_finished")
             )
             context = ReplicaContext(
@@ -229,6 +253,18 @@ class Simulation:
                 self.config.replica_scheduler, context
             )
             self.replicas.append(replica)
+        self.lockstep_groups = []
+        if lockstep:
+            size = parallel.expert_group_size
+            for first in range(0, len(self.replicas), size):
+                self.lockstep_groups.append(
+                    LockstepGroup(
+                        self.replicas[first : first + size],
+                        self.execution,
+                        parallel.lockstep_dummy_tokens,
+                        self.lockstep_padding_max_tokens,
+                    )
+                )
 
     # ------------------------------------------------------------------ running
 
@@ -335,9 +371,36 @@ class Simulation:
                     continue
                 replica = replicas[router.route(request, replicas)]
                 replica.add_request(request, now)
-                if not replica.schedule_pending and replica.can_start(now):
+                group = replica.group
+                if group is not None:
+                    group.wake()
+                    if not group.stepping and not group.schedule_pending:
+                        group.schedule_pending = True
+                        queue.push(now, Priority.SCHEDULE, _GROUP_SCHEDULE, group)
+                elif not replica.schedule_pending and replica.can_start(now):
                     replica.schedule_pending = True
                     queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
+            elif kind == _GROUP_END:
+                group = payload
+                for replica, flight in group.finish_step(now):
+                    if batch_hook is not None:
+                        batch_hook(
+                            replica_id=replica.replica_id,
+                            batch=flight.batch,
+                            started_at=flight.started_at,
+                            finished_at=now,
+                        )
+                if group.running and not group.schedule_pending:
+                    group.schedule_pending = True
+                    queue.push(now, Priority.SCHEDULE, _GROUP_SCHEDULE, group)
+            elif kind == _GROUP_SCHEDULE:
+                group = payload
+                group.schedule_pending = False
+                if group.stepping:
+                    continue
+                ends = group.start_step(now)
+                if ends is not None:
+                    queue.push(ends, Priority.BATCH_END, _GROUP_END, group)
             else:
                 replica = payload
                 replica.schedule_pending = False
@@ -414,6 +477,8 @@ class Simulation:
                 "tensor_parallel_size": config.parallel.tensor_parallel_size,
                 "pipeline_parallel_size": config.parallel.pipeline_parallel_size,
                 "num_replicas": config.parallel.num_replicas,
+                "expert_parallel_size": config.parallel.expert_parallel_size,
+                "data_parallel_lockstep": config.parallel.lockstep,
                 "architecture": config.architecture,
                 "replica_scheduler": config.replica_scheduler.type,
                 "cluster_scheduler": config.cluster_scheduler.type,
@@ -458,6 +523,7 @@ class Simulation:
                 "batches": r.num_batches,
                 "busy_s": r.busy_time,
                 "utilisation": r.utilisation(duration),
+                **({"dummy_steps": r.num_dummy_steps} if r.group is not None else {}),
             }
             for r in self.replicas
         ]

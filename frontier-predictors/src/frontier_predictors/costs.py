@@ -18,7 +18,11 @@ widths divided by the TP size) take numpy arrays or floats alike:
   FLOPs; bytes: the KV read ``n (m + 1) kv_bytes`` plus Q and O;
 - MoE experts, top-``k`` of ``E``: ``2 T k P_e`` FLOPs for ``P_e`` weights per
   expert; bytes: the experts hit, ``E (1 - (1 - k / E) ** T)`` in expectation under
-  uniform routing, plus the routed activations;
+  uniform routing, plus the routed activations. With expert parallelism over
+  ``ep`` GPUs a rank holds ``E / ep`` whole experts (not split by TP) and computes
+  the ``k / ep`` routes per token that reach them, ``T`` then counting the tokens
+  of the whole expert-parallel group (the routed operators: shuffle, experts,
+  combine);
 - elementwise operators (norms, rotary, activation, residual add, KV write,
   embedding gather): memory-bound, their reads and writes.
 """
@@ -40,13 +44,20 @@ class OperatorCosts:
         tp: Tensor-parallel size (divides heads, KV heads, MLP and vocab widths).
         dtype_bytes: Bytes per weight and activation element.
         kv_dtype_bytes: Bytes per KV-cache element.
+        ep: Expert-parallel size (GPUs the routed experts are split over).
     """
 
     def __init__(
-        self, model: ModelSpec, tp: int, dtype_bytes: int, kv_dtype_bytes: int
+        self,
+        model: ModelSpec,
+        tp: int,
+        dtype_bytes: int,
+        kv_dtype_bytes: int,
+        ep: int = 1,
     ) -> None:
         self.model = model
         self.tp = tp
+        self.ep = ep
         self.b = dtype_bytes
         h = self.h = model.hidden_size
         heads = model.num_heads // tp
@@ -78,7 +89,12 @@ class OperatorCosts:
         matrices = 3 if model.gated_mlp else 2
         self.experts = model.num_experts
         self.top_k = model.num_experts_per_token
-        self.expert_params = matrices * h * model.expert_intermediate_size // tp
+        # Under expert parallelism whole experts sit on each GPU, E / ep of them.
+        expert_split = 1 if ep > 1 else tp
+        self.expert_params = (
+            matrices * h * model.expert_intermediate_size // expert_split
+        )
+        self.local_routes = self.top_k / ep
         self.shared_params = (
             model.num_shared_experts
             * matrices
@@ -140,9 +156,10 @@ class OperatorCosts:
             return self._linear(x, (h, max(1, self.experts)))
         if name == "moe_experts":
             experts, k = max(1, self.experts), self.top_k
-            hit = experts * (1.0 - (1.0 - k / experts) ** x)
-            flops = 2.0 * x * k * self.expert_params
-            traffic = (hit * self.expert_params + 2 * x * k * h) * self.b
+            hit = experts / self.ep * (1.0 - (1.0 - k / experts) ** x)
+            routes = x * self.local_routes
+            flops = 2.0 * routes * self.expert_params
+            traffic = (hit * self.expert_params + 2 * routes * h) * self.b
             return flops, traffic
         if name == "moe_shared_experts":
             flops = 2.0 * x * self.shared_params
@@ -160,8 +177,8 @@ class OperatorCosts:
             "residual_add": (h, 3.0),
             "mlp_act": (self.mlp_width, float(self.act_passes)),
             "moe_topk": (max(1, self.experts), 2.0),
-            "moe_shuffle": (self.top_k * h, 2.0),
-            "moe_combine": ((self.top_k + 1) * h, 2.0),
+            "moe_shuffle": (self.local_routes * h, 2.0),
+            "moe_combine": ((self.local_routes + 1) * h, 2.0),
         }
         if name not in passes:
             raise KeyError(f"no cost formula for operator {name!r}")

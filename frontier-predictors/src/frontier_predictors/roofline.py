@@ -246,12 +246,13 @@ class Roofline:
 def roofline_for(
     context: ExecutionContext, factors: dict[str, OperatorFactors]
 ) -> Roofline:
-    """The roofline of ``context``'s model, device, TP size and dtypes."""
+    """The roofline of ``context``'s model, device, TP and EP sizes and dtypes."""
     costs = OperatorCosts(
         context.model,
         context.parallel.tensor_parallel_size,
         DTYPE_BYTES[context.dtype],
         DTYPE_BYTES[context.kv_cache_dtype],
+        ep=context.parallel.expert_parallel_size,
     )
     device = context.device
     return Roofline(

@@ -12,6 +12,10 @@ those grids and never calls a model:
 Below the smallest profiled size a table holds its first value (kernels are
 launch-bound there). Above the largest, an operator is answered by the
 (calibrated) roofline, and the batch counts as a fallback prediction.
+
+Under expert parallelism the MoE operators that work on routed tokens (shuffle,
+experts, combine) are read at the tokens of the whole expert-parallel group
+(``Batch.ep_group_tokens``), the others at the batch's own.
 """
 
 from __future__ import annotations
@@ -40,6 +44,9 @@ FALLBACK_BITS = {
     Feature.DECODE_ATTENTION: 32,
 }
 """Bit of the fallback mask set when a batch's feature is beyond the profile."""
+
+_ROUTED_MOE = ("moe_shuffle", "moe_experts", "moe_combine")
+"""MoE operators that run on the tokens routed to a rank's experts."""
 
 _COUNT_FEATURES = (
     Feature.TOKENS,
@@ -159,12 +166,25 @@ class StepTables:
     ) -> None:
         self.roofline = roofline
         costs = roofline.costs
-        self.learned = {n: t for n, t in learned.items() if costs.applies(n)}
+        expert_parallel = getattr(costs, "ep", 1) > 1
+        self.learned = {
+            n: t
+            for n, t in learned.items()
+            if costs.applies(n) and not (expert_parallel and n in _ROUTED_MOE)
+        }
+        # XXX: profiled MoE operators are measured without expert parallelism
+        # (all experts on a GPU), so under it the routed ones come from the
+        # roofline; an EP profile axis would let the tables answer them.
+        blocks = dict(BLOCKS)
+        blocks["moe_routed"] = ()
+        if expert_parallel:
+            blocks["moe"] = tuple(n for n in BLOCKS["moe"] if n not in _ROUTED_MOE)
+            blocks["moe_routed"] = _ROUTED_MOE
         self._ops = {
             (block, feature): [
                 n for n in names if costs.applies(n) and OPERATORS[n].feature is feature
             ]
-            for block, names in BLOCKS.items()
+            for block, names in blocks.items()
             for feature in _COUNT_FEATURES
         }
         self.limits = {}
@@ -238,6 +258,7 @@ class StepTables:
         self._attention_decodes = lists["attention", Feature.DECODES]
         self._mlp = lists["mlp", Feature.TOKENS]
         self._moe = lists["moe", Feature.TOKENS]
+        self._moe_routed = lists["moe_routed", Feature.TOKENS]
         self._embedding = lists["embedding", Feature.TOKENS]
         self._head = lists["head", Feature.SEQUENCES]
 
@@ -250,8 +271,9 @@ class StepTables:
         sequences = len(batch.requests)
         decodes = batch.num_decodes
         prefill_tokens = tokens - decodes
-        if tokens >= self._size or sequences >= self._size:
-            self._grow(2 * max(tokens, sequences))
+        routed = getattr(batch, "ep_group_tokens", 0) or tokens
+        if tokens >= self._size or sequences >= self._size or routed >= self._size:
+            self._grow(2 * max(tokens, sequences, routed))
         missed = 0
         if tokens > self._tokens_limit:
             missed = 1
@@ -295,7 +317,7 @@ class StepTables:
         times = OperatorTimes(
             attention,
             self._mlp[tokens],
-            self._moe[tokens],
+            self._moe[tokens] + self._moe_routed[routed],
             self._embedding[tokens],
             self._head[sequences],
         )

@@ -42,10 +42,14 @@ such that ``Q K + Q (Q + 1) / 2 = sum q_i k_i + q_i (q_i + 1) / 2`` (``K`` at
 least 0). Decodes read the table at their mean context; where the contexts are
 uneven, the profile's fitted correction adds ``alpha (t_max - t_mean)``.
 
-MoE: the block is read at the rank's routed tokens (``tokens / ep``) and the
+MoE: the block is read at the rank's routed tokens (``T / ep``) and the
 expected distinct experts ``(E / ep) (1 - (1 - k / E) ** T)`` of ``T`` tokens
-routed top-``k`` over ``E`` experts uniformly; with expert parallelism ``T``
-counts every data-parallel replica's tokens, assuming equal loads.
+routed top-``k`` over ``E`` experts uniformly, ``ep`` being
+``parallel.expert_parallel_size``. ``T`` is the step's tokens, or, where the
+expert-parallel group spans several replicas, every member's tokens
+(``Batch.ep_group_tokens``: vLLM gathers them before the experts). Under expert
+parallelism the experts are not split by TP, so a ``tp<N>`` profile reads the
+MoE table of its sibling ``tp1`` folder.
 """
 
 from __future__ import annotations
@@ -85,15 +89,12 @@ class VllmProfileConfig(PredictorConfig):
         tensor_parallel_size: Which ``tp<N>`` to read; the deployment's TP size
             when unset.
         skew_correction: Apply the fitted uneven-decode correction.
-        expert_parallel_size: Ranks the routed experts are split over; each
-            rank computes its share of the experts.
     """
 
     type: str = "vllm_profile"
     path: str
     tensor_parallel_size: int | None = attrs.field(default=None, validator=positive)
     skew_correction: bool = True
-    expert_parallel_size: int = attrs.field(default=1, validator=positive)
 
 
 # --------------------------------------------------------------------------- predictor
@@ -179,24 +180,24 @@ class VllmProfilePredictor(Predictor):
 
         self._moe = None
         if model.is_moe:
-            moe_path = self.folder / "moe.csv"
+            ep = context.parallel.expert_parallel_size
+            moe_folder = self.folder
+            if ep > 1 and tp > 1 and (self.folder.parent / "tp1").is_dir():
+                moe_folder = self.folder.parent / "tp1"
+            moe_path = moe_folder / "moe.csv"
             if not moe_path.is_file():
                 raise InputError(
                     f"{moe_path}: {model.name} has routed experts but the profile "
                     "has no MoE table"
                 )
             self._moe = MoeTable(moe_path)
-            ep = config.expert_parallel_size
             if model.num_experts % ep:
                 raise ConfigError(
-                    f"predictor.expert_parallel_size={ep} does not divide the "
+                    f"parallel.expert_parallel_size={ep} does not divide the "
                     f"{model.num_experts} experts of {model.name}"
                 )
             self._experts_per_rank = model.num_experts / ep
             self._route_miss = 1 - model.num_experts_per_token / model.num_experts
-            # Expert-parallel ranks of data-parallel replicas see every
-            # replica's tokens (vLLM gathers them before the experts).
-            self._token_factor = context.parallel.num_replicas if ep > 1 else 1
             self._ep = ep
 
         self._skew = None
@@ -232,7 +233,7 @@ class VllmProfilePredictor(Predictor):
 
         moe = 0.0
         if self._moe is not None:
-            routed = tokens * self._token_factor
+            routed = batch.ep_group_tokens or tokens
             experts = self._experts_per_rank * (1 - self._route_miss**routed)
             rank_tokens = routed / self._ep
             moe = norm + self._moe(rank_tokens, experts)

@@ -6,6 +6,8 @@ from frontier.hookspecs import hookimpl
 
 from frontier_schedulers.orca import OrcaConfig, OrcaScheduler
 from frontier_schedulers.routers import (
+    LeastLoadedConfig,
+    LeastLoadedRouter,
     LeastOutstandingRouter,
     PrefixAwareRouter,
     RandomRouter,
@@ -29,8 +31,10 @@ def frontier_register_replica_schedulers(registry):
 
 @hookimpl
 def frontier_register_cluster_schedulers(registry):
-    """Add ``round_robin``, ``least_outstanding``, ``random`` and ``prefix_aware``."""
+    """Add ``round_robin``, ``least_outstanding``, ``least_loaded`` (vLLM's
+    data-parallel balancer), ``random`` and ``prefix_aware``."""
     registry.register("round_robin", RoundRobinRouter)
+    registry.register("least_loaded", LeastLoadedRouter, LeastLoadedConfig)
     registry.register("least_outstanding", LeastOutstandingRouter)
     registry.register("random", RandomRouter)
     registry.register("prefix_aware", PrefixAwareRouter)

@@ -3,9 +3,11 @@
 The mapping from ``meta.json``'s ``engine_kwargs`` onto a config:
 
 - ``tensor_parallel_size`` -> ``parallel.tensor_parallel_size``;
-  ``data_parallel_size`` -> ``parallel.num_replicas``; with
+  ``data_parallel_size`` -> ``parallel.num_replicas``, routed by vLLM's
+  data-parallel load balancer (the ``least_loaded`` router) when above 1; with
   ``enable_expert_parallel`` the experts are split over all ``tp x dp`` GPUs
-  (``predictor.expert_parallel_size``), as vLLM does;
+  (``parallel.expert_parallel_size``), as vLLM does, and the replicas then step
+  in lockstep (the default for such a group);
 - ``max_num_seqs``, ``max_num_batched_tokens`` -> the ``vllm_v1`` scheduler;
   chunked prefill and prefix caching on, block size 16 and GPU memory
   utilisation 0.9 unless the kwargs say otherwise (vLLM's defaults);
@@ -66,14 +68,17 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
     if engine.get("num_gpu_blocks_override"):
         cache["num_gpu_blocks"] = int(engine["num_gpu_blocks_override"])
     predictor: dict[str, Any] = {"type": "vllm_profile", "path": str(inputs.profile)}
+    parallel: dict[str, Any] = {"tensor_parallel_size": tp, "num_replicas": dp}
     if engine.get("enable_expert_parallel"):
-        predictor["expert_parallel_size"] = tp * dp
+        parallel["expert_parallel_size"] = tp * dp
+    router = {"type": "least_loaded" if dp > 1 else "round_robin"}
     return {
         "seed": int(engine.get("seed") or 0),
         "model": model,
         "device": {"name": inputs.device},
-        "parallel": {"tensor_parallel_size": tp, "num_replicas": dp},
+        "parallel": parallel,
         "cache": cache,
+        "cluster_scheduler": router,
         "replica_scheduler": {
             "type": "vllm_v1",
             "max_num_seqs": int(engine["max_num_seqs"]),
