@@ -251,9 +251,9 @@ class ParallelConfig:
         if self.num_replicas % group:
             raise FieldValueError(
                 "expert_parallel_size",
-                f"{ep} spans {group} replicas of tensor_parallel_size={tp}, which "
-                f"does not divide num_replicas={self.num_replicas}; make "
-                "num_replicas a multiple of expert_parallel_size / "
+                f"{ep} spans {group} replicas of tensor_parallel_size={tp} GPUs "
+                f"and {group} does not divide num_replicas={self.num_replicas}; "
+                "make num_replicas a multiple of expert_parallel_size / "
                 "tensor_parallel_size",
             )
         if group > 1 and self.pipeline_parallel_size > 1:
@@ -265,9 +265,10 @@ class ParallelConfig:
         if self.data_parallel_lockstep and group == 1:
             raise FieldValueError(
                 "data_parallel_lockstep",
-                "lockstep groups are the replicas of one expert-parallel group; "
-                "set expert_parallel_size to a multiple of tensor_parallel_size x 2 "
-                "or leave data_parallel_lockstep unset",
+                "lockstep groups are the replicas of one expert-parallel group, "
+                f"and expert_parallel_size={ep} spans a single replica; raise it to "
+                "tensor_parallel_size x the replicas that share the experts, or "
+                "leave data_parallel_lockstep unset",
             )
 
     @property
@@ -341,7 +342,7 @@ class Config:
             request metrics are the same either way; off is for checking that).
     """
 
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=non_negative)
     fast_forward: bool = True
     architecture: Literal[
         "co-location", "pd-disaggregation", "pd-af-disaggregation"
@@ -600,9 +601,11 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")  # a byte-order mark is not TOML
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a TOML file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"config file {path} cannot be read: {error}") from None
     if path.suffix == ".json":

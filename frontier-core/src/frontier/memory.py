@@ -156,18 +156,36 @@ def plan_memory(
 
     needed = -(-max_model_len // cache.block_size)
     if num_blocks < needed:
-        raise ConfigError(
-            f"one sequence of max_model_len={max_model_len} tokens needs {needed} KV "
-            f"blocks ({needed * block_bytes / GIB:.2f} GiB per GPU) but only "
-            f"{num_blocks} fit: {cache.gpu_memory_utilization:g} x "
-            f"{device.memory_gib:g} GiB = {budget_bytes / GIB:.2f} GiB, minus weights "
-            f"{weight_bytes / GIB:.2f} GiB, activations "
-            f"{activation_bytes / GIB:.2f} GiB "
-            f"and overhead {overhead_bytes / GIB:.2f} GiB leaves "
-            f"{kv_cache_bytes / GIB:.2f} GiB for the KV cache. Lower "
-            "model.max_model_len, raise parallel.tensor_parallel_size or "
-            "cache.gpu_memory_utilization, or pick a device with more memory."
+        terms = (
+            f"{cache.gpu_memory_utilization:g} x {device.memory_gib:g} GiB = "
+            f"{budget_bytes / GIB:.2f} GiB, minus weights "
+            f"{weight_bytes / GIB:.2f} GiB, "
+            f"activations {activation_bytes / GIB:.2f} GiB and overhead "
+            f"{overhead_bytes / GIB:.2f} GiB leaves {kv_cache_bytes / GIB:.2f} GiB "
+            "for the KV cache"
         )
+        sequence = (
+            f"one sequence of max_model_len={max_model_len} tokens needs {needed} KV "
+            f"blocks ({needed * block_bytes / GIB:.2f} GiB per GPU)"
+        )
+        if pinned:
+            advice = (
+                f"but cache.num_gpu_blocks pins {num_blocks}. Raise "
+                "cache.num_gpu_blocks or lower model.max_model_len."
+            )
+        elif weight_bytes + activation_bytes + overhead_bytes >= budget_bytes:
+            advice = (
+                f"but the model does not fit at all: {terms}. Raise "
+                "parallel.tensor_parallel_size or parallel.pipeline_parallel_size, "
+                "or pick a device with more memory."
+            )
+        else:
+            advice = (
+                f"but only {num_blocks} fit: {terms}. Lower model.max_model_len, "
+                "raise parallel.tensor_parallel_size or cache.gpu_memory_utilization, "
+                "or pick a device with more memory."
+            )
+        raise ConfigError(f"{sequence} {advice}")
     return MemoryPlan(
         budget_bytes=budget_bytes,
         weight_bytes=weight_bytes,

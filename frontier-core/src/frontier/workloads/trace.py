@@ -82,6 +82,8 @@ class TraceGenerator(RequestGenerator):
         super().__init__(config, context)
         self.config: TraceConfig = config
         self.path = Path(config.path)
+        if self.path.is_dir():
+            raise ConfigError(f"workload.path: {self.path} is a folder, not a CSV file")
         if not self.path.is_file():
             raise ConfigError(f"workload.path: trace file {self.path} does not exist")
         self._header = self._read_header()
@@ -127,6 +129,12 @@ class TraceGenerator(RequestGenerator):
         if mode == "trace" and not self._has_times:
             raise ConfigError(
                 f'workload.arrival = "trace" but {self.path} has no arrived_at column'
+            )
+        if mode in ("trace", "offline") and config.qps is not None:
+            raise ConfigError(
+                f"workload.qps = {config.qps:g} has no effect with workload.arrival = "
+                f'"{mode}"; remove qps, or choose "poisson", "gamma" or "fixed" '
+                "arrivals at that rate"
             )
         if mode in ("poisson", "gamma", "fixed") and config.qps is None:
             raise ConfigError(
