@@ -3,6 +3,7 @@
 ``step_time`` predicts every step as ``base_ms + per_token_ms * tokens``, so a
 scenario's timeline can be computed by hand. ``literal`` replays the requests
 written in the config: ``requests = [[arrived_at_s, prompt, output], ...]``.
+``free`` is a CC backend whose collectives cost nothing.
 """
 
 from __future__ import annotations
@@ -12,9 +13,20 @@ from pathlib import Path
 
 import attrs
 import pytest
-from frontier.config import PredictorConfig, WorkloadConfig, build_config
+from frontier.config import (
+    CCBackendConfig,
+    PredictorConfig,
+    WorkloadConfig,
+    build_config,
+)
 from frontier.hookspecs import hookimpl
-from frontier.plugins import OperatorTimes, Predictor, RequestGenerator, load_plugins
+from frontier.plugins import (
+    CCBackend,
+    OperatorTimes,
+    Predictor,
+    RequestGenerator,
+    load_plugins,
+)
 from frontier.request import Request
 from frontier.simulation import Simulation
 
@@ -81,10 +93,27 @@ class LiteralGenerator(RequestGenerator):
             yield Request(request_id, float(arrived_at), int(prompt), int(output))
 
 
+class FreeBackend(CCBackend):
+    """Every collective and transfer takes no time."""
+
+    def all_reduce_s(self, size_bytes, num_ranks):
+        return 0.0
+
+    def all_gather_s(self, size_bytes, num_ranks):
+        return 0.0
+
+    def send_recv_s(self, size_bytes, from_stage):
+        return 0.0
+
+
 class _TestPlugins:
     @hookimpl
     def frontier_register_predictors(self, registry):
         registry.register("step_time", StepTimePredictor, StepTimeConfig)
+
+    @hookimpl
+    def frontier_register_cc_backends(self, registry):
+        registry.register("free", FreeBackend, CCBackendConfig)
 
     @hookimpl
     def frontier_register_request_generators(self, registry):

@@ -6,7 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from frontier.config import ParallelConfig
+from frontier.devices import load_device
 from frontier.errors import ConfigError
+from frontier.models import load_model
+from frontier.plugins import ExecutionContext
 from frontier_predictors.calibration import calibrate, fit_factors, write_calibration
 from frontier_predictors.profiles import read_profile
 from frontier_predictors.roofline import (
@@ -121,3 +125,45 @@ def test_a_calibration_with_the_sum_form_loads(tiny_context, tmp_path):
         device.memory_bandwidth * 0.5
     )
     assert predictor.roofline.time("o_proj", 10.0) == pytest.approx(expected)
+
+
+def _moe_context(ep: int) -> ExecutionContext:
+    """Qwen3-30B-A3B on H100s, experts split over ``ep`` replicas of TP 1."""
+    return ExecutionContext(
+        model=load_model("Qwen/Qwen3-30B-A3B"),
+        device=load_device("h100-sxm"),
+        parallel=ParallelConfig(num_replicas=ep, expert_parallel_size=ep),
+        dtype="bfloat16",
+        kv_cache_dtype="bfloat16",
+    )
+
+
+def test_expert_parallel_rank_holds_its_share_of_whole_experts():
+    """EP 2: 64 of 128 experts per GPU, half of each token's 8 routes."""
+    costs = roofline_for(_moe_context(2), default_factors()).costs
+    # one expert: 3 x 2048 x 768 = 4,718,592 weights, not split by TP
+    assert costs.expert_params == 4_718_592
+    flops, traffic = costs.flops_bytes("moe_experts", 100.0)
+    # 100 tokens x 8 / 2 routes = 400 routes: 2 x 400 x 4,718,592 FLOPs
+    assert flops == pytest.approx(2 * 400 * 4_718_592)
+    # experts hit: 64 x (1 - (120/128)^100); weights of those plus 2 x 400 x 2048
+    # activations, 2 bytes each
+    hit = 64 * (1 - (120 / 128) ** 100)
+    assert traffic == pytest.approx((hit * 4_718_592 + 2 * 400 * 2048) * 2)
+
+
+def test_routed_moe_operators_read_the_group_tokens():
+    """The gate reads the batch's 8 tokens; the experts the group's 16."""
+    predictor = RooflinePredictor(RooflineConfig(), _moe_context(2))
+    roofline = predictor.roofline
+    batch = make_batch(decodes=[100] * 8)
+    batch.ep_group_tokens = 16
+    local = sum(
+        roofline.time(name, 8.0)
+        for name in ("post_attention_norm", "moe_gate", "moe_topk", "residual_add")
+    )
+    routed = sum(
+        roofline.time(name, 16.0)
+        for name in ("moe_shuffle", "moe_experts", "moe_combine")
+    )
+    assert predictor.predict(batch).moe_s == pytest.approx(local + routed)

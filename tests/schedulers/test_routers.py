@@ -6,6 +6,8 @@ import csv
 
 import pytest
 from conftest import simulate, tiny_config
+from frontier.request import Request
+from frontier_schedulers.routers import LeastLoadedConfig, LeastLoadedRouter
 
 
 def replicas_of(result) -> list[int]:
@@ -90,3 +92,69 @@ def test_prefix_aware_follows_the_cached_prefix(tmp_path, scheduler):
     data["workload"] = {"type": "trace", "path": str(trace)}
     _, result = simulate(data, tmp_path / "out")
     assert replicas_of(result) == [0, 1, 0, 0]
+
+
+class _Counts:
+    """A replica as the router sees it: its scheduler's waiting and running."""
+
+    def __init__(self, waiting, running):
+        self.scheduler = self
+        self.num_waiting = waiting
+        self.num_running = running
+
+
+def _least_loaded(**options):
+    return LeastLoadedRouter(LeastLoadedConfig(**options), 2, 0)
+
+
+def _at(seconds):
+    return Request(0, seconds, 10, 2)
+
+
+def test_least_loaded_weighs_a_waiting_request_as_four_running():
+    """Scores 4 x waiting + running: (1 waiting, 2 running) = 6 loses to 5 running."""
+    router = _least_loaded()
+    assert router.route(_at(0.0), [_Counts(1, 2), _Counts(0, 5)]) == 1
+
+
+def test_least_loaded_ties_go_to_the_lowest_index():
+    """Equal scores (4 x 1 + 0 = 0 + 4): replica 0."""
+    router = _least_loaded()
+    assert router.route(_at(0.0), [_Counts(1, 0), _Counts(0, 4)]) == 0
+
+
+def test_least_loaded_counts_its_own_requests_between_refreshes():
+    """Within 100 ms each routed request adds a waiting one to its replica."""
+    router = _least_loaded()
+    replicas = [_Counts(0, 3), _Counts(0, 5)]
+    # scores 3 vs 5 -> 0, then 0 counts one more waiting: 7 vs 5 -> 1,
+    # then 7 vs 9 -> 0 (the replicas' own counts never changed)
+    choices = [router.route(_at(0.01 * i), replicas) for i in range(3)]
+    assert choices == [0, 1, 0]
+
+
+def test_least_loaded_rereads_the_counts_after_the_interval():
+    """At 100 ms the view is refreshed from the replicas."""
+    router = _least_loaded()
+    replicas = [_Counts(0, 3), _Counts(0, 5)]
+    assert router.route(_at(0.0), replicas) == 0  # view: 0 now 1 waiting, 7
+    replicas[0].num_running = 9  # the replica itself moved on
+    # 0.05 s: stale view 7 vs 5 -> 1. 0.1 s: fresh 9 vs 5 -> 1 again.
+    assert router.route(_at(0.05), replicas) == 1
+    assert router.route(_at(0.1), replicas) == 1
+    # fresh view at 0.1 s plus that request: 9 vs 4 + 5 = 9 -> tie -> 0
+    assert router.route(_at(0.15), replicas) == 0
+
+
+def test_least_loaded_with_fresh_counts_reads_every_request():
+    """stats_interval_s = 0: every request sees the replicas' own counts."""
+    router = _least_loaded(stats_interval_s=0.0)
+    replicas = [_Counts(0, 3), _Counts(0, 5)]
+    assert [router.route(_at(0.0), replicas) for _ in range(2)] == [0, 0]
+
+
+def test_least_loaded_in_a_run_spreads_a_burst(run_scenario, tmp_path):
+    """Four requests at once (10 ms steps): they alternate as their waits add up."""
+    # R0: tie -> 0 (+4 there). R1: 4 vs 0 -> 1. R2: 4 vs 4 -> 0. R3: 8 vs 4 -> 1.
+    requests = [[0.0, 10, 2]] * 4
+    assert route(run_scenario, tmp_path, "least_loaded", requests) == [0, 1, 0, 1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -423,11 +424,10 @@ def _slot_hook(
             raise TypeError(f"expected a table with a `type` key, got {data!r}")
         name = data.get("type", default_type)
         if name not in classes:
-            allowed = (
-                ", ".join(sorted(classes)) or "(no plugins of this kind are installed)"
-            )
+            allowed = ", ".join(sorted(classes)) or "(none of this kind loaded)"
             raise _UnknownPlugin(
-                f"{slot}.type: unknown {kind} {name!r}; installed: {allowed}"
+                f"{slot}.type: unknown {kind} {name!r}; loaded: {allowed}"
+                + _restriction_note()
             )
         cls = classes[name]
         if cls is base:
@@ -443,6 +443,16 @@ def _slot_hook(
 
 class _UnknownPlugin(ValueError):
     pass
+
+
+def _restriction_note() -> str:
+    restricted = os.environ.get("FRONTIER_PLUGINS", "").strip()
+    if not restricted:
+        return ""
+    return (
+        f" (FRONTIER_PLUGINS={restricted} loads only those entry points or "
+        "distributions; unset it to load every installed plugin)"
+    )
 
 
 def _describe_type(tp: Any) -> str:

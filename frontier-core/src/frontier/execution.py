@@ -151,12 +151,15 @@ class ExecutionModel:
         """Seconds of a dummy step of ``num_tokens`` tokens and no request.
 
         vLLM runs one on a data-parallel rank without work while the others step
-        (``execute_dummy_batch``), so that its MoE layers join the collectives: the
-        layers run on the dummy tokens, attend to nothing and samples nothing (no
-        LM head or sampler).
+        (``execute_dummy_batch``: ``_dummy_run`` of a uniform decode batch), so
+        that its MoE layers join the collectives: the layers run on
+        ``num_tokens`` one-token decodes over a context of one, and nothing is
+        sampled (no LM head or sampler).
         """
         batch = Batch()
-        batch.num_tokens = num_tokens
+        batch.num_tokens = batch.num_decodes = num_tokens
+        batch.decode_context_sum = num_tokens
+        batch.decode_context_max = batch.decode_context_min = 1
         return self._stage_times(batch, group_tokens, False)
 
     def batch_time(self, batch: Batch) -> float:
