@@ -13,10 +13,14 @@ EXAMPLES = REPO / "examples" / "schedulers"
 SCHEDULERS = ("vllm_v1", "vllm", "sglang", "sarathi", "orca")
 
 
-def load(kind: str):
-    """The example config of scheduler ``kind``, built with the installed plugins."""
+def load(kind: str, data_root=None):
+    """The example config of scheduler ``kind``, built with the installed plugins;
+    with ``data_root``, its ``../shared/data`` paths point there instead."""
     data = read_config_file(EXAMPLES / f"{kind}.toml")
     data["metrics"] = {"progress": False}
+    workload = data.get("workload", {})
+    if data_root is not None and "path" in workload:
+        workload["path"] = workload["path"].replace("../shared/data", str(data_root))
     return build_config(data, plugin_host().registry.config_classes())
 
 
@@ -37,8 +41,8 @@ def test_example_config_is_valid(kind):
 @pytest.mark.parametrize("kind", SCHEDULERS)
 def test_example_replays_splitwise_code(kind, monkeypatch):
     """All 8,819 requests of the trace complete; none is rejected or aborted."""
-    require_shared_data()
-    monkeypatch.chdir(REPO)  # the example's trace path is relative to the root
-    result = Simulation(load(kind), plugin_host()).run()
+    root = require_shared_data()
+    monkeypatch.chdir(REPO)  # the example's paths are relative to the root
+    result = Simulation(load(kind, root), plugin_host()).run()
     assert result.summary["requests"]["completed"] == 8819
     assert result.summary["requests"]["total"] == 8819

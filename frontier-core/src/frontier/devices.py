@@ -162,6 +162,13 @@ def load_device(
     fields = {k: v for k, v in entry.items() if k in _FIELDS}
     fields.update({k: v for k, v in (overrides or {}).items() if v is not None})
     fields["name"] = key
+    for field, value in fields.items():
+        if field in _NUMBERS and (
+            isinstance(value, bool) or not isinstance(value, int | float)
+        ):
+            raise ConfigError(
+                f"device.{field} of {key!r} ({source}) must be a number, got {value!r}"
+            )
     try:
         spec = DeviceSpec(**fields)
     except TypeError as error:

@@ -213,6 +213,10 @@ class ModelSpec:
         return total
 
 
+_NOT_TRANSFORMERS = ("Mamba", "Jamba", "RWKV", "RecurrentGemma", "Hyena", "Zamba")
+"""Architectures whose layers are not attention + MLP."""
+
+
 def _first(config: dict[str, Any], *keys: str, default: Any = None) -> Any:
     for key in keys:
         value = config.get(key)
@@ -246,9 +250,26 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
             )
         return value
 
+    architectures = " ".join(str(a) for a in config.get("architectures") or [])
+    for kind in _NOT_TRANSFORMERS:
+        if (
+            kind.lower() in architectures.lower()
+            or kind.lower() == str(config.get("model_type", "")).lower()
+        ):
+            raise ConfigError(
+                f"{source}: {architectures or kind} is not a decoder-only attention "
+                "transformer (it has state-space or recurrent layers); Frontier "
+                "models attention and MLP layers only"
+            )
     hidden = need("hidden_size", "n_embd", "d_model")
     heads = need("num_attention_heads", "n_head")
     kv_heads = _first(config, "num_key_value_heads", "n_kv_head", default=heads)
+    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
+        raise ConfigError(
+            f"{source}: num_key_value_heads={kv_heads!r} must be a positive divisor "
+            f"of num_attention_heads={heads} (each KV head serves a group of query "
+            "heads)"
+        )
     head_dim = _first(config, "head_dim", default=hidden // heads)
     num_experts = _first(
         config, "num_experts", "n_routed_experts", "num_local_experts", default=0

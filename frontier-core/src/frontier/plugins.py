@@ -270,6 +270,10 @@ class ReplicaScheduler(abc.ABC):
         """
         return False
 
+    uses_prefix_cache = False
+    """Whether the scheduler looks up cached prefix blocks; only then does the
+    replica keep block identity (``cache.enable_prefix_caching``)."""
+
     decode_window_min_free_blocks = 0
     """Blocks that must stay free during a decode window (a scheduler that
     preempts whenever no block is free, like Sarathi-Serve, needs 1)."""

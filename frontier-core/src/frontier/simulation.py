@@ -24,7 +24,7 @@ from frontier import __version__
 from frontier.config import Config, config_to_toml
 from frontier.devices import load_device
 from frontier.engine import EventQueue, Priority
-from frontier.errors import ConfigError, SimulationError
+from frontier.errors import ConfigError, InputError, SimulationError
 from frontier.execution import ExecutionModel
 from frontier.kv_cache import KVBlockManager, PrefixCachingBlockManager
 from frontier.lockstep import LockstepGroup
@@ -44,6 +44,8 @@ from frontier.request import Outcome, Request
 __all__ = ["RunResult", "Simulation", "resolve_dtypes", "run_directory"]
 
 _ARRIVAL, _BATCH_END, _SCHEDULE, _GROUP_END, _GROUP_SCHEDULE = 0, 1, 2, 3, 4
+_LATEST_ARRIVAL_S = 1e9
+"""Latest arrival accepted: a double keeps 0.1 microsecond steps up to here."""
 
 
 @attrs.frozen(kw_only=True)
@@ -72,7 +74,8 @@ def resolve_dtypes(config: Config, model: ModelSpec) -> tuple[str, str]:
 
 def _slug(text: str) -> str:
     keep = [c if c.isalnum() or c in "-._" else "_" for c in text]
-    return "".join(keep).strip("_") or "run"
+    # No leading dots: "." and ".." would leave the output folder.
+    return "".join(keep).strip("_").lstrip(".") or "run"
 
 
 def run_directory(config: Config, model_name: str, workload_label: str) -> Path:
@@ -199,6 +202,13 @@ class Simulation:
                 f"parallel.tensor_parallel_size={tp} does not divide the model's "
                 f"{model.num_heads} attention heads"
             )
+        kv_heads = model.num_kv_heads
+        if not model.is_mla and kv_heads % tp and tp % kv_heads:
+            # vLLM splits KV heads over TP ranks, or replicates each on tp / kv.
+            raise ConfigError(
+                f"parallel.tensor_parallel_size={tp} neither divides nor is a "
+                f"multiple of the model's {kv_heads} KV heads"
+            )
         if parallel.pipeline_parallel_size > model.num_layers:
             raise ConfigError(
                 f"parallel.pipeline_parallel_size={parallel.pipeline_parallel_size} is "
@@ -218,11 +228,16 @@ class Simulation:
 
     def _new_block_manager(self) -> KVBlockManager:
         cache = self.config.cache
-        if cache.enable_prefix_caching and self.generator.provides_block_hashes:
+        if (
+            cache.enable_prefix_caching
+            and self.generator.provides_block_hashes
+            and getattr(self._scheduler_factory, "uses_prefix_cache", False)
+        ):
             return PrefixCachingBlockManager(
                 self.memory_plan.num_blocks, cache.block_size
             )
-        # Without hashes no block can be shared, so counting blocks is exact.
+        # Without hashes, or with a scheduler that never looks blocks up, no block
+        # is shared, so counting blocks is exact.
         return KVBlockManager(self.memory_plan.num_blocks, cache.block_size)
 
     def _build_replicas(self, metrics: MetricsCollector) -> None:
@@ -291,10 +306,16 @@ class Simulation:
 
         request_csv = None
         if output_dir is not None:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            (output_dir / "config.toml").write_text(
-                config_to_toml(self.config), "utf-8"
-            )
+            try:
+                output_dir.mkdir(parents=True, exist_ok=True)
+                (output_dir / "config.toml").write_text(
+                    config_to_toml(self.config), "utf-8"
+                )
+            except OSError as error:
+                raise ConfigError(
+                    f"metrics.output_dir: cannot write the outputs to {output_dir}: "
+                    f"{error.strerror or error}; choose a folder you can create"
+                ) from None
             if self.config.metrics.write_request_metrics:
                 request_csv = output_dir / "request_metrics.csv"
         metrics = MetricsCollector(request_csv, on_request)
@@ -329,10 +350,13 @@ class Simulation:
 
         arrivals = iter(self.generator)
         first = next(arrivals, None)
-        next_arrival = math.inf
-        if first is not None:
-            queue.push(first.arrived_at, Priority.ARRIVAL, _ARRIVAL, first)
-            next_arrival = first.arrived_at
+        if first is None:
+            raise InputError(
+                f"the workload ({self.generator.label}) produced no requests: check "
+                "that its file has rows after the header"
+            )
+        queue.push(first.arrived_at, Priority.ARRIVAL, _ARRIVAL, first)
+        next_arrival = first.arrived_at
         events = 0
 
         while queue:
@@ -353,6 +377,13 @@ class Simulation:
                     queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
             elif kind == _ARRIVAL:
                 request: Request = payload
+                if now > _LATEST_ARRIVAL_S:
+                    raise InputError(
+                        f"request {request.request_id} arrives at {now:.6g} s; past "
+                        f"{_LATEST_ARRIVAL_S:.0e} s (31 years) times lose the "
+                        "sub-microsecond precision steps need. Raise the arrival "
+                        "rate or scale the trace's times (workload.time_scale)."
+                    )
                 metrics.record_arrival(request)
                 upcoming = next(arrivals, None)
                 next_arrival = math.inf
@@ -473,6 +504,7 @@ class Simulation:
                 "model": self.model.name,
                 "device": self.device.name,
                 "dtype": self.dtype,
+                "weight_dtype": self.model.weight_dtype or self.dtype,
                 "kv_cache_dtype": self.kv_cache_dtype,
                 "tensor_parallel_size": config.parallel.tensor_parallel_size,
                 "pipeline_parallel_size": config.parallel.pipeline_parallel_size,

@@ -16,6 +16,9 @@ from pathlib import Path
 import numpy as np
 from frontier.errors import InputError
 
+_LONGEST_MS = 60_000.0
+"""One operator running a minute is a unit or measurement error, not a time."""
+
 __all__ = ["CsvTable"]
 
 
@@ -143,11 +146,20 @@ class CsvTable:
         if column not in self.columns:
             return None
         values = self.numbers(column, allow_empty=True)
-        negative = np.flatnonzero(values < 0)
-        if negative.size:
-            row = int(negative[0]) + 2
+        texts = self.columns[column]
+        for index in np.flatnonzero(~np.isfinite(values)).tolist():
+            if texts[index].strip():  # an empty cell means "not measured"
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column {column!r}: "
+                    f"{texts[index].strip()!r} is not a time; leave the cell empty "
+                    "if the operator was not measured"
+                )
+        bad = np.flatnonzero((values < 0) | (values > _LONGEST_MS))
+        if bad.size:
+            row = int(bad[0]) + 2
             raise InputError(
-                f"{self.path}, row {row}, column {column!r}: negative time "
-                f"{values[negative[0]]!r} ms"
+                f"{self.path}, row {row}, column {column!r}: {float(values[bad[0]]):g} "
+                f"ms is not a plausible operator time (0 to {_LONGEST_MS:g} ms); "
+                "check the unit (milliseconds) and the measurement"
             )
         return values

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-from frontier.config import PredictorConfig
+from frontier.config import FieldValueError, PredictorConfig
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
 
 __all__ = ["DUMMY_WARNING", "DummyConfig", "DummyPredictor"]
@@ -23,7 +23,7 @@ DUMMY_WARNING = (
 
 def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if value < 0:
-        raise ValueError(f"must be zero or more, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be zero or more, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import attrs
-from frontier.config import PredictorConfig
+from frontier.config import FieldValueError, PredictorConfig
 from frontier.errors import ConfigError
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
 
@@ -37,6 +37,7 @@ from frontier_predictors.profiles import (
     profile_files,
     read_profile,
 )
+from frontier_predictors.provenance import check_profile_device
 from frontier_predictors.roofline import default_factors, roofline_for
 from frontier_predictors.tables import FALLBACK_BITS, StepTables
 from frontier_predictors.training import train_tables
@@ -46,7 +47,7 @@ __all__ = ["LearnedConfig", "LearnedPredictor", "train_from_samples"]
 
 def _positive(instance: object, attribute: attrs.Attribute, value: Any) -> None:
     if value <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be positive, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -54,6 +55,8 @@ class LearnedConfig(PredictorConfig):
     """Settings every learned predictor shares.
 
     Attributes:
+        check_device: Refuse a profile whose path names another device than
+            the run's (see :mod:`frontier_predictors.provenance`).
         profile_dir: Directory of the operator profile (``mlp.csv`` or
             ``linear_op.csv``, ``attention.csv``, ``moe.csv`` for MoE models),
             measured on the deployment's device at its TP size.
@@ -66,6 +69,7 @@ class LearnedConfig(PredictorConfig):
 
     type: str = "learned"
     profile_dir: str | None = None
+    check_device: bool = True
     cache_dir: str | None = None
     statistic: Literal["median", "mean", "min", "max"] = "median"
     seed: int = 0
@@ -136,6 +140,8 @@ class LearnedPredictor(Predictor):
                 "operator profile; set profile_dir to a directory with mlp.csv or "
                 "linear_op.csv and attention.csv (see docs/predictors.md)"
             )
+        if config.check_device:
+            check_profile_device(config.profile_dir, context.device, "profile_dir")
         self.trained, self.cache_hit, self.cache_file = self._load_or_train(progress)
         factors = default_factors()
         factors.update(self.trained.factors)

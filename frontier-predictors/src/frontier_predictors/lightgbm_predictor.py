@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from frontier.config import FieldValueError
 
 from frontier_predictors.learned import LearnedConfig, LearnedPredictor
 
@@ -21,7 +22,7 @@ __all__ = ["LightGBMConfig", "LightGBMPredictor"]
 
 def _positive(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if value <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be positive, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from frontier.config import PredictorConfig
+from frontier.config import FieldValueError, PredictorConfig
 from frontier.errors import ConfigError
 from frontier.models import DTYPE_BYTES
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
@@ -49,12 +49,12 @@ CALIBRATION_FORMAT = "frontier-roofline-calibration/1"
 
 def _fraction(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if not 0.0 < value <= 1.0:
-        raise ValueError(f"must be in (0, 1], got {value!r}")
+        raise FieldValueError(attribute.name, f"must be in (0, 1], got {value!r}")
 
 
 def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
     if value < 0:
-        raise ValueError(f"must be zero or more, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be zero or more, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import attrs
+from frontier.config import FieldValueError
 
 from frontier_predictors.learned import LearnedConfig, LearnedPredictor
 
@@ -23,7 +24,7 @@ __all__ = ["SklearnConfig", "SklearnPredictor"]
 
 def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
     if value <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
+        raise FieldValueError(attribute.name, f"must be positive, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

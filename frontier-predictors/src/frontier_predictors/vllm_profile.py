@@ -71,6 +71,7 @@ from frontier_predictors._vllm_tables import (
     read_series,
     summed_lines,
 )
+from frontier_predictors.provenance import check_profile_device
 
 __all__ = ["VllmProfileConfig", "VllmProfilePredictor"]
 
@@ -89,12 +90,15 @@ class VllmProfileConfig(PredictorConfig):
         tensor_parallel_size: Which ``tp<N>`` to read; the deployment's TP size
             when unset.
         skew_correction: Apply the fitted uneven-decode correction.
+        check_device: Refuse a profile whose path names another device than the
+            run's (see :mod:`frontier_predictors.provenance`).
     """
 
     type: str = "vllm_profile"
     path: str
     tensor_parallel_size: int | None = attrs.field(default=None, validator=positive)
     skew_correction: bool = True
+    check_device: bool = True
 
 
 # --------------------------------------------------------------------------- predictor
@@ -141,6 +145,8 @@ class VllmProfilePredictor(Predictor):
         tp = config.tensor_parallel_size or context.parallel.tensor_parallel_size
         root = Path(config.path)
         self.folder = _tp_folder(root, tp)
+        if config.check_device:
+            check_profile_device(root, context.device, "path")
 
         dense_path = self.folder / "dense.csv"
         dense = read_series(dense_path, "tokens")

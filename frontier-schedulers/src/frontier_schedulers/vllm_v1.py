@@ -81,6 +81,8 @@ class VllmV1Scheduler(QueueScheduler):
     preemption of the last request, FCFS admission (rules in the module docstring).
     """
 
+    uses_prefix_cache = True
+
     def __init__(self, config: VllmV1Config, context: ReplicaContext) -> None:
         super().__init__(config, context)
         self.max_num_batched_tokens, self.max_num_seqs = self.planning_limits(

@@ -123,7 +123,9 @@ def run(
     run_id: Annotated[
         str | None, typer.Option(help="Name of the run's folder.")
     ] = None,
-    no_output: Annotated[bool, typer.Option(help="Write no files.")] = False,
+    no_output: Annotated[
+        bool, typer.Option("--no-output", help="Write no files.")
+    ] = False,
     json_: Annotated[
         bool, typer.Option("--json", help="Print system_metrics as JSON on stdout.")
     ] = False,
@@ -163,6 +165,8 @@ def run(
     out = None
     if not no_output:
         out = run_directory(config, simulation.model.name, simulation.generator.label)
+        if (out / "system_metrics.json").exists():
+            stderr.print(f"note: replacing the earlier run in {out}", highlight=False)
     show = config.metrics.progress and not quiet
     with progress_bar(simulation.generator.num_requests, enabled=show) as advance:
         if profile_sim:
@@ -327,3 +331,9 @@ def main() -> None:
         message = Text("error: ", style="bold red") + Text(str(error))
         stderr.print(message, highlight=False)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        stderr.print(
+            "interrupted: request_metrics.csv holds the requests finished so far; "
+            "system_metrics.json was not written"
+        )
+        raise SystemExit(130) from None

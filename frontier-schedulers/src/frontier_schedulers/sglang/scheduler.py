@@ -55,6 +55,8 @@ class SglangScheduler(QueueScheduler):
     The rules, with their sources, are in :mod:`frontier_schedulers.sglang`.
     """
 
+    uses_prefix_cache = True
+
     def __init__(self, config: SglangConfig, context: ReplicaContext) -> None:
         super().__init__(config, context)
         blocks = self.block_manager
