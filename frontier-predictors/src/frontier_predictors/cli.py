@@ -318,7 +318,7 @@ def validate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out rows.")] = 0,
     json_path: Annotated[
         Path, typer.Option("--json", help="Where to write the figures as JSON.")
-    ] = Path("predictor-validation.json"),
+    ] = Path("outputs/predictor-validation.json"),
     combine: CombineOpt = "max",
 ) -> None:
     """Hold out profile rows, train on the rest, print per-operator and iteration
@@ -381,6 +381,7 @@ def validate(
         f"{_percent(iteration['bias_percent'])} %"
     )
     try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     except OSError as error:
         raise FrontierError(f"--json: cannot write {json_path}: {error}") from None

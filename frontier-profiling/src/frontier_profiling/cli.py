@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from frontier_profiling.backend import (
+    PRECISIONS,
     available_attention_backends,
     open_backend,
     resolve_backend_name,
@@ -271,7 +272,15 @@ def _profile(command: str, o: Any) -> None:
     backend_name = resolve_backend_name(o.backend)
     if o.warmup < 0 or o.repeats < 1:
         raise ConfigError("--warmup must be >= 0 and --repeats >= 1")
+    if dtype not in PRECISIONS:
+        # Checked here too so a dry run refuses what a real run would.
+        raise ConfigError(
+            f"--dtype: {dtype!r} cannot be profiled; choose from "
+            f"{', '.join(sorted(PRECISIONS))}"
+        )
     model_dir = model_folder(o.model, model.name, o.model_name)
+    for family in families:  # fail on a bad grid before planning or measuring
+        plan(family, model, _grid(model, ("NUMPY",), o))
     if o.dry_run:
         attention = _attention_backends(
             o.attention_backend, available_attention_backends(backend_name)
@@ -282,8 +291,6 @@ def _profile(command: str, o: Any) -> None:
             directory = profile_directory(o.out, device_folder(o.device), model_dir)
         _print_plan(families, model, o, grid, dtype, backend_name, directory)
         return
-    for family in families:  # fail on a bad grid before opening a device
-        plan(family, model, _grid(model, ("NUMPY",), o))
     backend = open_backend(backend_name, dtype, o.seed, o.torch_device)
     grid = _grid(
         model, _attention_backends(o.attention_backend, backend.attention_backends()), o
