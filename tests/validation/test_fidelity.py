@@ -1,10 +1,11 @@
-"""The simulator against real vLLM 0.19.0 runs on one RTX PRO 6000 (dense models).
+"""The simulator against real vLLM 0.19.0 runs on RTX PRO 6000 GPUs.
 
-Targets (the fidelity issue): mean TTFT, TPOT and latency within 3 % of vLLM, p90
-and p99 within 5 %. A statistic that meets its target must keep meeting it; one
-that does not yet (:data:`KNOWN_GAPS`, explained in docs/validation.md) must not
-drift further than 2 points past the difference recorded there. Skipped where
-the validation data set is absent.
+Targets (the fidelity issue): for the dense runs, mean TTFT, TPOT and latency
+within 3 % of vLLM, p90 and p99 within 5 %; for the MoE run (DP 2 x EP 2), mean
+TPOT and latency within 3 %, mean TTFT within 10 %. A statistic that meets its
+target must keep meeting it; one that does not yet (:data:`KNOWN_GAPS`, explained
+in docs/validation.md) must not drift further than 2 points past the difference
+recorded there. Skipped where the validation data set is absent.
 """
 
 from __future__ import annotations
@@ -16,24 +17,36 @@ import pytest
 from conftest import require_shared_data
 from frontier.validation import validate_run
 
-RUNS = ("llama-3.1-8b-tp1", "qwen3-32b-tp2")
-TARGET_PCT = {"mean": 3.0, "p90": 5.0, "p99": 5.0}
+DENSE_RUNS = ("llama-3.1-8b-tp1", "qwen3-32b-tp2")
+MOE_RUN = "qwen3-30b-a3b-dp2-ep2"
+RUNS = (*DENSE_RUNS, MOE_RUN)
 METRICS = ("ttft", "tpot", "latency")
+DENSE_TARGET_PCT = {"mean": 3.0, "p90": 5.0, "p99": 5.0}
+
+TARGETS = {
+    **{
+        (run, metric, statistic): pct
+        for run in DENSE_RUNS
+        for metric in METRICS
+        for statistic, pct in DENSE_TARGET_PCT.items()
+    },
+    (MOE_RUN, "ttft", "mean"): 10.0,
+    (MOE_RUN, "tpot", "mean"): 3.0,
+    (MOE_RUN, "latency", "mean"): 3.0,
+}
+"""(run, metric, statistic) -> largest difference in percent of vLLM allowed."""
 
 KNOWN_GAPS = {
     ("llama-3.1-8b-tp1", "ttft", "mean"): -6.5,
     ("llama-3.1-8b-tp1", "ttft", "p90"): -7.1,
+    (MOE_RUN, "tpot", "mean"): 3.6,
+    (MOE_RUN, "latency", "mean"): 3.7,
 }
 """(run, metric, statistic) -> difference in percent recorded in docs/validation.md."""
 
 DRIFT_PCT = 2.0
 
-CELLS = [
-    (run, metric, statistic)
-    for run in RUNS
-    for metric in METRICS
-    for statistic in TARGET_PCT
-]
+CELLS = sorted(TARGETS)
 
 
 def run_folder(run: str) -> Path:
@@ -60,7 +73,7 @@ def difference(run: str, metric: str, statistic: str) -> float:
 )
 def test_statistic_within_target(run, metric, statistic):
     """A statistic that meets its target keeps meeting it."""
-    assert abs(difference(run, metric, statistic)) <= TARGET_PCT[statistic]
+    assert abs(difference(run, metric, statistic)) <= TARGETS[(run, metric, statistic)]
 
 
 @pytest.mark.parametrize(("run", "metric", "statistic"), sorted(KNOWN_GAPS))

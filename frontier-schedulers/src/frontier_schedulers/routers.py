@@ -125,6 +125,10 @@ class LeastLoadedRouter(ClusterScheduler):
     count until the next refresh.
     """
 
+    # XXX: one API server is assumed. With several, each balances on its own
+    # view from its own start index (rank c x engines / servers) and adds the
+    # server count per routed request; a request reaches a server at random.
+
     def __init__(self, config: LeastLoadedConfig, num_replicas: int, seed: int) -> None:
         super().__init__(config, num_replicas, seed)
         self._waiting_weight = config.waiting_weight
