@@ -15,7 +15,7 @@ every step. The rules reproduced here:
   step runs as a CUDA graph (``coordinate_batch_across_dp`` in
   ``vllm/v1/worker/dp_utils.py`` pads only when the CUDA-graph mode agreed by the
   ranks is not NONE, which needs every rank's tokens within
-  ``max_cudagraph_capture_size``; vLLM PR 34102, in 0.19). The padding tokens
+  ``max_cudagraph_capture_size``; vLLM PR 34102, before 0.19). The padding tokens
   count in the MoE layers and their collectives.
 - Waves: an idle group starts stepping when a request arrives at any member. It
   stops only after a step whose number since the wave began is a multiple of 32
