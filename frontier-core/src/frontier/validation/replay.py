@@ -33,6 +33,7 @@ import attrs
 import numpy as np
 
 from frontier.config import Config, apply_overrides, build_config, parse_override
+from frontier.errors import InputError
 from frontier.hookspecs import hookimpl
 from frontier.plugins import load_plugins
 from frontier.request import Request
@@ -45,11 +46,49 @@ __all__ = ["ValidationResult", "build_config_data", "validate_run"]
 _DTYPES = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
+_UNMODELLED = ("quantization", "speculative_config", "kv_transfer_config")
+"""Engine kwargs that change the deployment in ways the replay does not model."""
+
+
+def _whole(engine: dict[str, Any], key: str, run: RealRun, default: Any = None) -> Any:
+    """``engine[key]`` as a positive integer, ``default`` when absent or null."""
+    value = engine.get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(
+            f"{run.folder / 'meta.json'}, engine_kwargs.{key}: {value!r} is not a "
+            "positive integer"
+        )
+    return value
+
+
 def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
-    """The raw config (before ``--set``) that replays ``run`` (module doc)."""
+    """The raw config (before ``--set``) that replays ``run`` (module doc).
+
+    Raises:
+        InputError: An engine setting has the wrong type, or names a feature the
+            replay does not model (quantisation, speculative decoding, KV
+            transfer), which would simulate another deployment.
+    """
     engine = run.engine
-    tp = int(engine["tensor_parallel_size"])
-    dp = int(engine["data_parallel_size"])
+    for key in _UNMODELLED:
+        if engine.get(key):
+            raise InputError(
+                f"{run.folder / 'meta.json'}, engine_kwargs.{key}: "
+                f"{engine[key]!r} is not modelled by the replay; the simulation "
+                "would be of another deployment"
+            )
+    tp = _whole(engine, "tensor_parallel_size", run)
+    dp = _whole(engine, "data_parallel_size", run)
+    pp = _whole(engine, "pipeline_parallel_size", run, 1)
+    max_num_seqs = _whole(engine, "max_num_seqs", run)
+    max_num_batched_tokens = _whole(engine, "max_num_batched_tokens", run)
+    if tp is None or dp is None:
+        raise InputError(
+            f"{run.folder / 'meta.json'}: engine_kwargs needs tensor_parallel_size "
+            "and data_parallel_size"
+        )
     dtype = str(engine.get("dtype") or "auto")
     kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
     model: dict[str, Any] = {
@@ -58,22 +97,26 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "dtype": _DTYPES.get(dtype, dtype),
         "kv_cache_dtype": _DTYPES.get(kv_dtype, kv_dtype),
     }
-    if engine.get("max_model_len"):
-        model["max_model_len"] = int(engine["max_model_len"])
+    max_model_len = _whole(engine, "max_model_len", run)
+    if max_model_len is not None:
+        model["max_model_len"] = max_model_len
     cache: dict[str, Any] = {
-        "block_size": int(engine.get("block_size") or 16),
+        "block_size": _whole(engine, "block_size", run, 16),
         "gpu_memory_utilization": float(engine.get("gpu_memory_utilization") or 0.9),
         "enable_prefix_caching": bool(engine.get("enable_prefix_caching", True)),
     }
-    if engine.get("num_gpu_blocks_override"):
-        cache["num_gpu_blocks"] = int(engine["num_gpu_blocks_override"])
+    pinned = _whole(engine, "num_gpu_blocks_override", run)
+    if pinned is not None:
+        cache["num_gpu_blocks"] = pinned
     predictor: dict[str, Any] = {"type": "vllm_profile", "path": str(inputs.profile)}
     parallel: dict[str, Any] = {"tensor_parallel_size": tp, "num_replicas": dp}
+    if pp != 1:
+        parallel["pipeline_parallel_size"] = pp
     if engine.get("enable_expert_parallel"):
         parallel["expert_parallel_size"] = tp * dp
     router = {"type": "least_loaded" if dp > 1 else "round_robin"}
     return {
-        "seed": int(engine.get("seed") or 0),
+        "seed": _seed(engine, run),
         "model": model,
         "device": {"name": inputs.device},
         "parallel": parallel,
@@ -81,8 +124,8 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "cluster_scheduler": router,
         "replica_scheduler": {
             "type": "vllm_v1",
-            "max_num_seqs": int(engine["max_num_seqs"]),
-            "max_num_batched_tokens": int(engine["max_num_batched_tokens"]),
+            "max_num_seqs": max_num_seqs,
+            "max_num_batched_tokens": max_num_batched_tokens,
             "enable_chunked_prefill": bool(engine.get("enable_chunked_prefill", True)),
         },
         "predictor": predictor,
@@ -93,6 +136,18 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         },
         "metrics": {"progress": False},
     }
+
+
+def _seed(engine: dict[str, Any], run: RealRun) -> int:
+    value = engine.get("seed")
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InputError(
+            f"{run.folder / 'meta.json'}, engine_kwargs.seed: {value!r} is not an "
+            "integer of 0 or more"
+        )
+    return value
 
 
 class _RequestRecorder:

@@ -172,11 +172,25 @@ def load_run(folder: str | Path) -> RealRun:
         row += [_field(record, n, where) for n in ("first_token_ts", "last_token_ts")]
         if row[1] < 1:
             raise InputError(f"{where}, field output_toks: at least 1 expected")
+        queued_ts, first_ts, last_ts = row[2], row[3], row[4]
+        if not queued_ts <= first_ts <= last_ts:
+            raise InputError(
+                f"{where}: the timestamps are out of order (queued_ts {queued_ts}, "
+                f"first_token_ts {first_ts}, last_token_ts {last_ts}); a request is "
+                "queued before its first token and that comes before its last"
+            )
         match = _ORDER.search(str(record.get("request_id", "")))
         records.append((int(match.group(1)) if match else None, row))
     if not records:
         raise InputError(f"{path}: no requests")
     if all(order is not None for order, _ in records):
+        orders = [order for order, _ in records]
+        if len(set(orders)) != len(orders):
+            repeated = next(o for o in orders if orders.count(o) > 1)
+            raise InputError(
+                f"{path}: request number {repeated} appears more than once; each "
+                "request of the run is recorded once"
+            )
         records.sort(key=lambda item: item[0])
     data = np.array([row for _, row in records])
     inputs, outputs, queued, first, last = data.T
