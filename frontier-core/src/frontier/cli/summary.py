@@ -29,9 +29,12 @@ def print_summary(console: Console, result: RunResult) -> None:
     meta = summary["metadata"]
     requests = summary["requests"]
     throughput = summary["throughput"]
+    expert = meta.get("expert_parallel_size") or 1
     title = (
         f"{meta['model']} on {meta['device']} (TP{meta['tensor_parallel_size']} "
-        f"PP{meta['pipeline_parallel_size']} x{meta['num_replicas']}), "
+        f"PP{meta['pipeline_parallel_size']}"
+        + (f" EP{expert}" if expert > 1 else "")
+        + f" x{meta['num_replicas']}), "
         f"{meta['replica_scheduler']}, {meta['predictor']}, {meta['workload']}"
     )
     table = Table(title=title)
