@@ -97,7 +97,10 @@ class ExecutionModel:
         return gather + scatter
 
     def stage_times(
-        self, batch: Batch, group_tokens: Sequence[int] | None = None
+        self,
+        batch: Batch,
+        group_tokens: Sequence[int] | None = None,
+        sample: bool = True,
     ) -> list[float]:
         """Seconds each pipeline stage spends on ``batch``, send to the next included.
 
@@ -110,12 +113,9 @@ class ExecutionModel:
                 the tokens of every member's step this time (padding included),
                 this one's among them; unset, every member is assumed to hold as
                 many tokens as ``batch``.
+            sample: Whether the step samples (LM head and sampler on the last
+                stage); a dummy step does not.
         """
-        return self._stage_times(batch, group_tokens, True)
-
-    def _stage_times(
-        self, batch: Batch, group_tokens: Sequence[int] | None, sample: bool
-    ) -> list[float]:
         expert_s = 0.0
         if self.expert_group_size > 1:
             if group_tokens is None:
@@ -160,7 +160,7 @@ class ExecutionModel:
         batch.num_tokens = batch.num_decodes = num_tokens
         batch.decode_context_sum = num_tokens
         batch.decode_context_max = batch.decode_context_min = 1
-        return self._stage_times(batch, group_tokens, False)
+        return self.stage_times(batch, group_tokens, False)
 
     def batch_time(self, batch: Batch) -> float:
         """Seconds from the batch entering the first stage to leaving the last."""

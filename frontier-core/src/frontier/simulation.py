@@ -411,6 +411,25 @@ class Simulation:
                 elif not replica.schedule_pending and replica.can_start(now):
                     replica.schedule_pending = True
                     queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
+            elif kind == _SCHEDULE:
+                replica = payload
+                replica.schedule_pending = False
+                if not replica.can_start(now):
+                    continue
+                flight = replica.start_batch(now, next_arrival)
+                if flight is None:
+                    continue
+                queue.push(
+                    flight.finishes_at,
+                    Priority.BATCH_END,
+                    _BATCH_END,
+                    (replica, flight),
+                )
+                if replica.num_in_flight < replica.num_stages:
+                    replica.schedule_pending = True
+                    queue.push(
+                        replica.stage_free_at[0], Priority.SCHEDULE, _SCHEDULE, replica
+                    )
             elif kind == _GROUP_END:
                 group = payload
                 for replica, flight in group.finish_step(now):
@@ -432,25 +451,6 @@ class Simulation:
                 ends = group.start_step(now)
                 if ends is not None:
                     queue.push(ends, Priority.BATCH_END, _GROUP_END, group)
-            else:
-                replica = payload
-                replica.schedule_pending = False
-                if not replica.can_start(now):
-                    continue
-                flight = replica.start_batch(now, next_arrival)
-                if flight is None:
-                    continue
-                queue.push(
-                    flight.finishes_at,
-                    Priority.BATCH_END,
-                    _BATCH_END,
-                    (replica, flight),
-                )
-                if replica.num_in_flight < replica.num_stages:
-                    replica.schedule_pending = True
-                    queue.push(
-                        replica.stage_free_at[0], Priority.SCHEDULE, _SCHEDULE, replica
-                    )
             if progress is not None and events % 4096 == 0:
                 progress(metrics.num_finished)
 
