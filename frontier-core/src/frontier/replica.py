@@ -203,15 +203,20 @@ class Replica:
         count = len(requests)
         blocks = self.block_manager
         size = blocks.block_size
-        last_step = min(r.max_output_tokens - r.num_generated for r in requests)
-        computed = [r.num_computed_tokens for r in requests]
-        # blocks.first_decode_allocation, inlined: this runs for every window.
-        firsts = sorted(
-            [
-                r.num_blocks * size - c + 1
-                for c, r in zip(computed, requests, strict=True)
-            ]
-        )
+        # One pass: the step at which the first request finishes, the computed
+        # tokens, and the step at which each first needs a block
+        # (blocks.first_decode_allocation, inlined: this runs for every window).
+        last_step = 1 << 62
+        computed = []
+        firsts = []
+        for request in requests:
+            tokens = request.num_computed_tokens
+            computed.append(tokens)
+            firsts.append(request.num_blocks * size - tokens + 1)
+            left = request.max_output_tokens - request.num_generated
+            if left < last_step:
+                last_step = left
+        firsts.sort()
         per_residue = [0] * size
         activated = 0
         free = blocks.num_free_blocks - self.scheduler.decode_window_min_free_blocks
@@ -256,16 +261,18 @@ class Replica:
             blocks.extend_decodes(requests, computed, skipped)
         itl = self.metrics.itl
         first = ends[0]
-        itl.add_many([first - r.last_token_at for r in requests])
-        if repeats > 1:
-            gaps = [ends[k] - ends[k - 1] for k in range(1, repeats)]
-            itl.add_repeated(gaps, [count] * (repeats - 1))
         last = ends[-1]
+        first_gaps = []
         for request in requests:
+            first_gaps.append(first - request.last_token_at)
             request.num_computed_tokens += repeats
             request.num_generated += repeats
             request.num_tokens += repeats
             request.last_token_at = last
+        itl.add_many(first_gaps)
+        if repeats > 1:
+            gaps = [ends[k] - ends[k - 1] for k in range(1, repeats)]
+            itl.add_repeated(gaps, [count] * (repeats - 1))
         busy = self.busy_time
         for seconds in durations:
             busy += seconds
