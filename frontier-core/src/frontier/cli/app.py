@@ -244,74 +244,67 @@ def plugins_list(
     stdout.print(table)
 
 
+def _print_catalogue(
+    title: str, columns: tuple[str, ...], rows: list[list[str]]
+) -> None:
+    """A table of a catalogue; the name (what the flags take) never wraps."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=column == "name")
+    for row in rows:
+        table.add_row(*row)
+    stdout.print(table)
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Built-in models with their size and shape."""
-    from rich.table import Table
-
     from frontier.models import load_model, model_catalogue
 
-    table = Table(title="Built-in models")
-    for column in (
-        "name",
-        "aliases",
-        "params (B)",
-        "layers",
-        "hidden",
-        "heads/kv",
-        "experts",
-    ):
-        # The name must stay whole (it is what --model takes); the others wrap.
-        table.add_column(column, no_wrap=column == "name")
+    rows = []
     for hub_id, entry in model_catalogue().items():
         spec = load_model(hub_id)
-        experts = (
-            f"{spec.num_experts} (top {spec.num_experts_per_token})"
-            if spec.is_moe
-            else "-"
+        experts = "-"
+        if spec.is_moe:
+            experts = f"{spec.num_experts} (top {spec.num_experts_per_token})"
+        rows.append(
+            [
+                hub_id,
+                ", ".join(entry.get("aliases", [])),
+                f"{spec.total_params() / 1e9:.1f}",
+                str(spec.num_layers),
+                str(spec.hidden_size),
+                f"{spec.num_heads}/{spec.num_kv_heads}",
+                experts,
+            ]
         )
-        table.add_row(
-            hub_id,
-            ", ".join(entry.get("aliases", [])),
-            f"{spec.total_params() / 1e9:.1f}",
-            str(spec.num_layers),
-            str(spec.hidden_size),
-            f"{spec.num_heads}/{spec.num_kv_heads}",
-            experts,
-        )
-    stdout.print(table)
+    columns = ("name", "aliases", "params (B)", "layers", "hidden", "heads/kv")
+    _print_catalogue("Built-in models", (*columns, "experts"), rows)
 
 
 @devices_app.command("list")
 def devices_list() -> None:
     """Built-in devices with their peaks."""
-    from rich.table import Table
-
     from frontier.devices import device_catalogue, load_device
 
-    table = Table(title="Built-in devices")
-    for column in (
-        "name",
-        "aliases",
-        "BF16 TFLOP/s",
-        "FP8 TFLOP/s",
-        "GiB",
-        "GB/s",
-        "link GB/s",
-    ):
-        table.add_column(column, no_wrap=column == "name")
+    rows = []
     for name, entry in device_catalogue().items():
         spec = load_device(name)
-        table.add_row(
-            name,
-            ", ".join(entry.get("aliases", [])),
-            f"{spec.bf16_tflops:g}",
-            f"{spec.fp8_tflops:g}",
-            f"{spec.memory_gib:g}",
-            f"{spec.memory_bandwidth_gbps:g}",
-            f"{spec.intra_node_bandwidth_gbps:g}",
+        rows.append(
+            [
+                name,
+                ", ".join(entry.get("aliases", [])),
+                f"{spec.bf16_tflops:g}",
+                f"{spec.fp8_tflops:g}",
+                f"{spec.memory_gib:g}",
+                f"{spec.memory_bandwidth_gbps:g}",
+                f"{spec.intra_node_bandwidth_gbps:g}",
+            ]
         )
-    stdout.print(table)
+    columns = ("name", "aliases", "BF16 TFLOP/s", "FP8 TFLOP/s", "GiB", "GB/s")
+    _print_catalogue("Built-in devices", (*columns, "link GB/s"), rows)
 
 
 def _add_plugin_commands() -> None:
