@@ -164,3 +164,25 @@ def test_same_seed_gives_identical_files(tmp_path):
     assert (other.output_dir / "request_metrics.csv").read_bytes() != (
         first.output_dir / "request_metrics.csv"
     ).read_bytes()
+
+
+def test_asynchronous_scheduling_admits_an_arrival_one_step_later(
+    run_scenario, tmp_path
+):
+    """With vLLM's async scheduling, step N + 1 is formed when step N starts."""
+    _, result = run_scenario(
+        [[0.0, 100, 3], [0.005, 100, 3]],
+        output_dir=tmp_path,
+        replica_scheduler={"async_scheduling": True},
+    )
+    # 10 ms steps. t=0: step 1 = [A prefill] starts and step 2 = [A decode] is
+    # formed at once (A holds a placeholder). B arrives at 5 ms. t=10: A's 1st
+    # token; step 2 starts; step 3 = [A decode, B prefill] is formed. t=20: A's
+    # 2nd token; step 3 starts; step 4 = [B decode] is formed (A's placeholders
+    # reach its 3rd and last token, so A is skipped). t=30: A's 3rd token (E2E
+    # 30 ms), B's 1st (TTFT 30 - 5 = 25 ms); then B decodes at 40 and 50 ms (E2E
+    # 50 - 5 = 45 ms). Synchronous scheduling gives B 15 and 35 ms.
+    by_id = rows(result)
+    assert float(by_id[0]["e2e_ms"]) == pytest.approx(30.0)
+    assert float(by_id[1]["ttft_ms"]) == pytest.approx(25.0)
+    assert float(by_id[1]["e2e_ms"]) == pytest.approx(45.0)

@@ -137,6 +137,8 @@ def test_engine_settings_map_onto_the_config(data_root):
         "max_num_seqs": 8,
         "max_num_batched_tokens": 64,
         "enable_chunked_prefill": True,
+        # The run's meta.json names no vLLM version: synchronous scheduling.
+        "async_scheduling": False,
     }
     assert data["cache"] == {
         "block_size": 16,

@@ -73,3 +73,18 @@ def test_unmodelled_quantisation_is_refused(tmp_path):
     run = load_run(folder)
     with pytest.raises(InputError, match=r"engine_kwargs\.quantization: 'fp8'"):
         build_config_data(run, None)
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"), [("0.11.2", False), ("0.12.0", True), ("0.19.0", True)]
+)
+def test_asynchronous_scheduling_follows_the_vllm_version(tmp_path, version, expected):
+    """vLLM schedules asynchronously by default from 0.12: the replay does too."""
+    from frontier.validation.replay import _async_scheduling
+
+    folder = make_run(tmp_path / "run", [request(0)])
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["vllm_version"] = version
+    (folder / "meta.json").write_text(json.dumps(meta))
+    run = load_run(folder)
+    assert _async_scheduling(run.engine, run) is expected

@@ -270,6 +270,14 @@ class ReplicaScheduler(abc.ABC):
         """
         return False
 
+    schedules_ahead = False
+    """Whether the scheduler forms step N + 1 while step N runs (vLLM's
+    asynchronous scheduling): then a request sampling in step N already counts
+    the token it will get (a placeholder), arrivals during step N wait for step
+    N + 2, and a finished request's slot is free one step later. The replica
+    handles the timing; the scheduler must not schedule a request whose
+    placeholders already reach its last token."""
+
     uses_prefix_cache = False
     """Whether the scheduler looks up cached prefix blocks; only then does the
     replica keep block identity (``cache.enable_prefix_caching``)."""

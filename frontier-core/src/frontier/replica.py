@@ -24,6 +24,12 @@ Each repeated step is still timed by the predictor, one call per step, and its
 timestamps are summed in the same order, so the request metrics are identical to
 one step at a time; only the per-request work of the repeated steps is done once.
 The last repetition is started as an ordinary batch.
+
+Asynchronous scheduling (a scheduler that ``schedules_ahead``, vLLM's
+``async_scheduling``): the next batch is formed as soon as one starts, from what
+is known then, and waits in ``queued`` until the running one ends. A request that
+will sample in the running batch counts its token at once (a placeholder), so it
+can be scheduled again; the token's time is still the batch's end.
 """
 
 from __future__ import annotations
@@ -97,6 +103,11 @@ class Replica:
         self.group = None
         """The :class:`~frontier.lockstep.LockstepGroup` this replica steps with,
         or ``None`` when it steps on its own."""
+        self.lookahead = False
+        """Whether the next batch is formed while one runs (asynchronous
+        scheduling); set by the simulation from the scheduler."""
+        self.queued: Batch | None = None
+        """The batch formed ahead, to start when the running one ends."""
         self.fast_forward = False
         """Whether to fast-forward decode windows; the simulation turns it on
         (for a single pipeline stage), a replica built by hand steps one by one."""
@@ -161,9 +172,38 @@ class Replica:
                 request.scheduled_at = now
             computed = request.num_computed_tokens + tokens
             request.num_computed_tokens = computed
-            sample(computed == request.num_tokens)
+            sampled = computed == request.num_tokens
+            if sampled and self.lookahead:
+                request.num_tokens += 1  # the placeholder of the coming token
+            sample(sampled)
             epoch(request.num_preemptions)
         return samples, epochs
+
+    def start_queued(self, now: float) -> InFlightBatch | None:
+        """Start the batch formed ahead (asynchronous scheduling), then form the
+        next one from what is known now; ``None`` when none was queued."""
+        batch = self.queued
+        if batch is None:
+            return None
+        self.queued = None
+        flight = self.launch(batch, now)
+        self.queued = self.scheduler.schedule(now)
+        return flight
+
+    def launch(self, batch: Batch, now: float) -> InFlightBatch:
+        """Send a formed ``batch`` down the stages at ``now``."""
+        samples, epochs = self._advance(batch, now)
+        stage_times = self.execution.stage_times(batch)
+        ready = now
+        free = self.stage_free_at
+        for stage, seconds in enumerate(stage_times):
+            begin = ready if ready > free[stage] else free[stage]
+            ready = begin + seconds
+            free[stage] = ready
+        self.num_in_flight += 1
+        self.num_batches += 1
+        self.busy_time += stage_times[0]
+        return InFlightBatch(batch, samples, epochs, now, ready)
 
     def start_lockstep_batch(
         self, batch: Batch, now: float, finishes_at: float
@@ -296,6 +336,7 @@ class Replica:
         finished = []
         gaps = []
         metrics = self.metrics
+        lookahead = self.lookahead
         for request, sampled, epoch in zip(
             flight.batch.requests, flight.samples, flight.epochs, strict=True
         ):
@@ -303,7 +344,8 @@ class Replica:
                 continue
             generated = request.num_generated + 1
             request.num_generated = generated
-            request.num_tokens += 1
+            if not lookahead:  # ahead, the placeholder already counted it
+                request.num_tokens += 1
             if generated == 1:
                 request.first_token_at = now
             else:

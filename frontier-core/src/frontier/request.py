@@ -116,6 +116,9 @@ class Request:
         """
         self.num_computed_tokens = 0
         self.num_preemptions += 1
+        # A token scheduled ahead of its step's end (asynchronous scheduling)
+        # is dropped with the step's result.
+        self.num_tokens = self.num_prompt_tokens + self.num_generated
 
     def __repr__(self) -> str:
         return (

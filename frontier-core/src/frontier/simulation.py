@@ -267,6 +267,15 @@ class Simulation:
             replica.scheduler = self._scheduler_factory(
                 self.config.replica_scheduler, context
             )
+            # XXX: asynchronous scheduling is modelled for single-stage replicas
+            # outside lockstep groups; elsewhere batches are formed at step ends.
+            replica.lookahead = (
+                replica.scheduler.schedules_ahead
+                and replica.num_stages == 1
+                and not lockstep
+            )
+            if replica.lookahead:
+                replica.fast_forward = False
             self.replicas.append(replica)
         self.lockstep_groups = []
         if lockstep:
@@ -372,7 +381,15 @@ class Simulation:
                         started_at=flight.started_at,
                         finished_at=now,
                     )
-                if not replica.schedule_pending:
+                ahead = replica.start_queued(now) if replica.lookahead else None
+                if ahead is not None:
+                    queue.push(
+                        ahead.finishes_at,
+                        Priority.BATCH_END,
+                        _BATCH_END,
+                        (replica, ahead),
+                    )
+                elif not replica.schedule_pending:
                     replica.schedule_pending = True
                     queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
             elif kind == _ARRIVAL:
@@ -425,6 +442,8 @@ class Simulation:
                     _BATCH_END,
                     (replica, flight),
                 )
+                if replica.lookahead:
+                    replica.queued = replica.scheduler.schedule(now)
                 if replica.num_in_flight < replica.num_stages:
                     replica.schedule_pending = True
                     queue.push(

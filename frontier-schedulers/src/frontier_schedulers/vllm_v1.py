@@ -17,6 +17,13 @@ One step, as ``Scheduler.schedule`` forms it:
    budget when chunked prefill is on and must fit whole otherwise. Admission stops
    at the first request whose blocks cannot be allocated.
 
+``async_scheduling`` (on by default in vLLM from late 2025, v0.12 on; off in the
+0.8 to 0.11 releases these rules come from) forms each step while the previous one
+runs (``AsyncScheduler``): a request that samples in the running step holds an
+output placeholder and is scheduled again, except when its placeholders already
+reach its last token (vLLM skips such a request rather than compute a token it
+would drop). The replica supplies the timing (see :mod:`frontier.replica`).
+
 ``reserve_full_isl`` adds the admission gate of newer vLLM
 (``scheduler_reserve_full_isl``, vLLM PR #37307, on by default where it exists):
 a request is admitted only when the blocks of its whole current sequence fit,
@@ -54,6 +61,8 @@ class VllmV1Config(GuardedConfig):
             no cap.
         reserve_full_isl: Admit a request only when its whole sequence fits in
             the free blocks (newer vLLM's ``scheduler_reserve_full_isl``).
+        async_scheduling: Form each step while the previous one runs (vLLM's
+            ``async_scheduling``).
     """
 
     type: str = "vllm_v1"
@@ -62,6 +71,7 @@ class VllmV1Config(GuardedConfig):
     enable_chunked_prefill: bool = True
     long_prefill_token_threshold: int = attrs.field(default=0, validator=non_negative)
     reserve_full_isl: bool = False
+    async_scheduling: bool = False
 
 
 def engine_default_limits(device_name: str, memory_gib: float) -> tuple[int, int]:
@@ -96,6 +106,7 @@ class VllmV1Scheduler(QueueScheduler):
             config.max_num_batched_tokens is not None,
         )
         self.chunked_prefill = config.enable_chunked_prefill
+        self.schedules_ahead = config.async_scheduling
         self.long_prefill_threshold = config.long_prefill_token_threshold
         self.reserve_full_isl = config.reserve_full_isl
 
@@ -126,10 +137,17 @@ class VllmV1Scheduler(QueueScheduler):
 
         size = self.block_size
         last_position = self.max_model_len - 1
+        ahead = self.schedules_ahead
         decodes: list = []  # consecutive plain decodes, added to the batch at once
         index = 0
         while index < len(running) and budget > 0:
             request = running[index]
+            if ahead and (
+                request.num_tokens - request.num_prompt_tokens
+                >= request.max_output_tokens
+            ):
+                index += 1  # its running step brings its last token
+                continue
             computed = request.num_computed_tokens
             want = request.num_tokens - computed
             if (
@@ -174,7 +192,9 @@ class VllmV1Scheduler(QueueScheduler):
         # decodes: admission is blocked (empty queue, budget, max_num_seqs or KV)
         # and stays so while no request arrives or finishes, since decoding only
         # takes blocks away.
-        self._repeatable = not preempted and len(batch.requests) == len(running)
+        self._repeatable = (
+            not ahead and not preempted and len(batch.requests) == len(running)
+        )
         return batch if batch.requests else None
 
     def _admit(self, batch: Batch, budget: int) -> None:

@@ -8,7 +8,9 @@ The mapping from ``meta.json``'s ``engine_kwargs`` onto a config:
   ``enable_expert_parallel`` the experts are split over all ``tp x dp`` GPUs
   (``parallel.expert_parallel_size``), as vLLM does, and the replicas then step
   in lockstep (the default for such a group);
-- ``max_num_seqs``, ``max_num_batched_tokens`` -> the ``vllm_v1`` scheduler;
+- ``max_num_seqs``, ``max_num_batched_tokens`` -> the ``vllm_v1`` scheduler,
+  with asynchronous scheduling where the run's vLLM has it by default (0.12 on)
+  or its kwargs ask for it;
   chunked prefill and prefix caching on, block size 16 and GPU memory
   utilisation 0.9 unless the kwargs say otherwise (vLLM's defaults);
 - ``num_gpu_blocks_override`` (when the run pinned it) -> ``cache.num_gpu_blocks``;
@@ -127,6 +129,7 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
             "max_num_seqs": max_num_seqs,
             "max_num_batched_tokens": max_num_batched_tokens,
             "enable_chunked_prefill": bool(engine.get("enable_chunked_prefill", True)),
+            "async_scheduling": _async_scheduling(engine, run),
         },
         "predictor": predictor,
         "workload": {
@@ -136,6 +139,20 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         },
         "metrics": {"progress": False},
     }
+
+
+def _async_scheduling(engine: dict[str, Any], run: RealRun) -> bool:
+    """The run's ``async_scheduling``: as set, else vLLM's default for its version
+    (on from v0.12, the release after the plan of vLLM issue 27679 landed)."""
+    value = engine.get("async_scheduling")
+    if value is not None:
+        return bool(value)
+    version = str(run.meta.get("vllm_version", ""))
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) >= (0, 12)
 
 
 def _seed(engine: dict[str, Any], run: RealRun) -> int:
