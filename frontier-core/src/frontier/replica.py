@@ -167,13 +167,14 @@ class Replica:
         epochs: list[int] = []
         sample = samples.append
         epoch = epochs.append
+        lookahead = self.lookahead
         for request, tokens in zip(batch.requests, batch.num_new_tokens, strict=True):
             if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
                 request.scheduled_at = now
             computed = request.num_computed_tokens + tokens
             request.num_computed_tokens = computed
             sampled = computed == request.num_tokens
-            if sampled and self.lookahead:
+            if sampled and lookahead:
                 request.num_tokens += 1  # the placeholder of the coming token
             sample(sampled)
             epoch(request.num_preemptions)
