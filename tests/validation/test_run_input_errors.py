@@ -88,3 +88,11 @@ def test_asynchronous_scheduling_follows_the_vllm_version(tmp_path, version, exp
     (folder / "meta.json").write_text(json.dumps(meta))
     run = load_run(folder)
     assert _async_scheduling(run.engine, run) is expected
+
+
+def test_a_file_is_not_a_run_folder(tmp_path):
+    """Giving a file where the run's folder belongs says so."""
+    path = tmp_path / "run.toml"
+    path.write_text("")
+    with pytest.raises(InputError, match="is a file; give the run's folder"):
+        load_run(path)

@@ -409,7 +409,8 @@ def read_profile(
             raise InputError(
                 f"{where}: the profile lacks operator {name!r} "
                 f"({OPERATORS[name].description}) for {model.name} at TP {tp}; "
-                "no row measured it"
+                "no row has a time for it (its time_stats column is missing or "
+                "empty)"
             )
     return Profile(root, generation, files, samples)
 

@@ -20,6 +20,7 @@ profiles ``profiles/<GPU>/<org>/<name>/<variant>/``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -137,6 +138,11 @@ def load_run(folder: str | Path) -> RealRun:
     """
     folder = Path(folder)
     if not folder.is_dir():
+        if folder.is_file():
+            raise InputError(
+                f"{folder} is a file; give the run's folder (the one holding "
+                "meta.json and requests.jsonl)"
+            )
         raise InputError(f"run folder {folder} does not exist")
     meta = _read_json(folder / "meta.json")
     engine = meta.get("engine_kwargs") if isinstance(meta, dict) else None
@@ -281,6 +287,15 @@ def locate_inputs(run: RealRun, profiles: str | Path | None = None) -> RunInputs
             f"no operator profile of {run.model} ({variant}) found; looked in "
             f"{looked}. Pass --profiles with the profile folder."
         )
+    expected = run.meta.get("dataset_hash")
+    if isinstance(expected, str) and len(expected) == 64:
+        digest = hashlib.sha256((root / dataset).read_bytes()).hexdigest()
+        if digest != expected:
+            raise InputError(
+                f"{root / dataset}: its SHA-256 is {digest[:12]}..., but the run "
+                f"served a workload whose hash is {expected[:12]}... "
+                "(meta.json dataset_hash); the file was changed since the run"
+            )
     return RunInputs(
         data_root=root,
         workload=root / dataset,
