@@ -46,7 +46,7 @@ def _collector(batches: list):
 
 def collect_batches(data: Path, cache: str) -> list:
     """The batches of a 2,000-request replay."""
-    from frontier.config import build_config
+    from frontier.config_build import build_config
     from frontier.plugins import load_plugins
     from frontier.simulation import Simulation
 

@@ -97,7 +97,7 @@ DEFAULT_SET = [
 
 def child(name: str, output_dir: str) -> None:
     """Run one benchmark in this process and print its figures as JSON."""
-    from frontier.config import build_config
+    from frontier.config_build import build_config
     from frontier.plugins import default_plugins
     from frontier.simulation import Simulation
 

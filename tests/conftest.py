@@ -13,12 +13,8 @@ from pathlib import Path
 
 import attrs
 import pytest
-from frontier.config import (
-    CCBackendConfig,
-    PredictorConfig,
-    WorkloadConfig,
-    build_config,
-)
+from frontier.config import CCBackendConfig, PredictorConfig, WorkloadConfig
+from frontier.config_build import build_config
 from frontier.hookspecs import hookimpl
 from frontier.plugins import (
     CCBackend,

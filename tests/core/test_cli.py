@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from frontier.cli.app import app
-from frontier.config import build_config
+from frontier.config_build import build_config
 from frontier.devices import load_device
 from frontier.models import load_model
 from frontier.plugins import default_plugins

@@ -5,9 +5,8 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from frontier.config import (
-    CacheConfig,
-    Config,
+from frontier.config import CacheConfig, Config
+from frontier.config_build import (
     apply_overrides,
     build_config,
     config_to_dict,

@@ -7,7 +7,7 @@ import json
 import pytest
 from conftest import simulate, tiny_config
 from conftest import test_plugins as plugin_host
-from frontier.config import build_config
+from frontier.config_build import build_config
 from frontier.devices import load_device
 from frontier.errors import ConfigError, InputError
 from frontier.models import load_model

@@ -160,7 +160,7 @@ def test_refusal_also_applies_to_a_pinned_block_count():
 def test_deepseek_v3_fp8_checkpoint_fits_on_eight_h200():
     """DeepSeek-V3 as published (FP8 weights) plans on 8 x H200 with dtype auto."""
     from conftest import test_plugins as plugin_host
-    from frontier.config import build_config
+    from frontier.config_build import build_config
     from frontier.simulation import Simulation
 
     host = plugin_host()

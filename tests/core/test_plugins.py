@@ -8,7 +8,8 @@ import attrs
 import pytest
 from conftest import tiny_config
 from frontier import plugins as plugins_module
-from frontier.config import PluginConfig, ReplicaSchedulerConfig, build_config
+from frontier.config import PluginConfig, ReplicaSchedulerConfig
+from frontier.config_build import build_config
 from frontier.errors import PluginError
 from frontier.hookspecs import hookimpl
 from frontier.plugins import ReplicaScheduler, load_plugins

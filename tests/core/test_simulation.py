@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import simulate, tiny_config
 from conftest import test_plugins as plugin_host
-from frontier.config import build_config
+from frontier.config_build import build_config
 from frontier.errors import ConfigError
 from frontier.models import load_model
 from frontier.simulation import Simulation, resolve_dtypes, run_directory

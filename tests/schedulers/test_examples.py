@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import REPO, require_shared_data
 from conftest import test_plugins as plugin_host
-from frontier.config import build_config, read_config_file
+from frontier.config_build import build_config, read_config_file
 from frontier.simulation import Simulation
 
 EXAMPLES = REPO / "examples" / "schedulers"

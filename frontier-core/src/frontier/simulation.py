@@ -21,7 +21,8 @@ from typing import Any
 import attrs
 
 from frontier import __version__
-from frontier.config import Config, config_to_toml
+from frontier.config import Config
+from frontier.config_build import config_to_toml
 from frontier.devices import load_device
 from frontier.engine import EventQueue, Priority
 from frontier.errors import ConfigError, InputError, SimulationError

@@ -101,7 +101,7 @@ def _guess_device(profiles: Path) -> str:
 
 
 def _settings(sets: list[str] | None) -> dict[str, Any]:
-    from frontier.config import parse_override
+    from frontier.config_build import parse_override
 
     result: dict[str, Any] = {}
     for text in sets or []:
@@ -120,7 +120,7 @@ def _deployment(
     cache_dir: Path | None,
 ) -> tuple[Any, Any]:
     """The predictor config and execution context the command works on."""
-    from frontier.config import build_config
+    from frontier.config_build import build_config
     from frontier.devices import load_device
     from frontier.models import load_model
     from frontier.plugins import ExecutionContext, default_plugins

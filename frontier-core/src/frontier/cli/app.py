@@ -21,11 +21,7 @@ import typer
 from rich.console import Console
 
 from frontier.cli.overrides import collect_overrides
-from frontier.config import (
-    build_config,
-    config_to_toml,
-    read_config_file,
-)
+from frontier.config_build import build_config, config_to_toml, read_config_file
 from frontier.errors import FrontierError
 
 __all__ = ["app", "main"]

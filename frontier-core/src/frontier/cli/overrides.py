@@ -7,7 +7,8 @@ from typing import Any
 
 import attrs
 
-from frontier.config import SLOTS, apply_overrides, parse_override
+from frontier.config import SLOTS
+from frontier.config_build import apply_overrides, parse_override
 
 __all__ = ["collect_overrides"]
 

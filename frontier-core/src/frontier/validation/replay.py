@@ -34,7 +34,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from frontier.config import Config, apply_overrides, build_config, parse_override
+from frontier.config import Config
+from frontier.config_build import apply_overrides, build_config, parse_override
 from frontier.errors import InputError
 from frontier.hookspecs import hookimpl
 from frontier.plugins import load_plugins
