@@ -7,7 +7,7 @@ from importlib.metadata import EntryPoint
 import attrs
 import pytest
 from conftest import tiny_config
-from frontier import plugins as plugins_module
+from frontier import registry as registry_module
 from frontier.config import PluginConfig, ReplicaSchedulerConfig
 from frontier.config_build import build_config
 from frontier.errors import PluginError
@@ -158,7 +158,7 @@ def test_plugin_that_fails_to_import_is_named(monkeypatch):
     """An entry point whose module is missing gives a PluginError naming it."""
     monkeypatch.delenv("FRONTIER_PLUGINS", raising=False)
     broken = EntryPoint(name="broken", value="no_such_module_xyz", group="frontier")
-    monkeypatch.setattr(plugins_module, "entry_points", lambda group: [broken])
+    monkeypatch.setattr(registry_module, "entry_points", lambda group: [broken])
     with pytest.raises(
         PluginError, match=r"'broken'.*failed to load.*no_such_module_xyz"
     ):
