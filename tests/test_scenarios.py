@@ -186,3 +186,25 @@ def test_asynchronous_scheduling_admits_an_arrival_one_step_later(
     assert float(by_id[0]["e2e_ms"]) == pytest.approx(30.0)
     assert float(by_id[1]["ttft_ms"]) == pytest.approx(25.0)
     assert float(by_id[1]["e2e_ms"]) == pytest.approx(45.0)
+    # B is taken in by the scheduling pass at 10 ms, the end of the step it
+    # arrived in (vLLM's queued_ts), and scheduled in step 3, formed then.
+    assert float(by_id[1]["queued_at_ms"]) == pytest.approx(10.0)
+    assert float(by_id[1]["scheduled_at_ms"]) == pytest.approx(20.0)
+
+
+def test_a_request_is_queued_at_the_end_of_the_step_it_arrives_in(
+    run_scenario, tmp_path
+):
+    """vLLM's engine reads new requests between steps: ``queued_at`` is the first
+    scheduling pass at or after the arrival."""
+    _, result = run_scenario(
+        [[0.0, 100, 3], [0.005, 100, 3], [0.050, 100, 1]], output_dir=tmp_path
+    )
+    by_id = rows(result)
+    # A on an idle replica: taken in on arrival.
+    assert float(by_id[0]["queued_at_ms"]) == pytest.approx(0.0)
+    # B arrives at 5 ms inside step 1 (0-10 ms): taken in and scheduled at 10 ms.
+    assert float(by_id[1]["queued_at_ms"]) == pytest.approx(10.0)
+    assert float(by_id[1]["scheduled_at_ms"]) == pytest.approx(10.0)
+    # Steps 2-4 (10-40 ms) finish A and B; C arrives at 50 ms on an idle replica.
+    assert float(by_id[2]["queued_at_ms"]) == pytest.approx(50.0)

@@ -53,6 +53,46 @@ def test_two_replica_timeline_by_hand(tmp_path):
     assert float(a["tpot_ms"]) == pytest.approx(20.05)  # (51.1 - 11) / 2
 
 
+def test_asynchronous_scheduling_in_a_group_by_hand(tmp_path):
+    """vLLM's async scheduling in lockstep: a member forms its next batch when a
+    step starts, so an arrival waits one more group step."""
+    data = tiny_config(
+        # round robin: A and B on replica 0, C on replica 1
+        [[0.0, 10, 3], [0.001, 10, 1], [0.005, 200, 1]],
+        model={"name": "Qwen/Qwen3-30B-A3B"},
+        parallel={
+            "num_replicas": 2,
+            "expert_parallel_size": 2,
+            "lockstep_padding_max_tokens": 0,
+        },
+        predictor={"base_ms": 10.0, "per_token_ms": 0.1},
+        cc_backend={"type": "free"},
+        replica_scheduler={"async_scheduling": True},
+    )
+    _, result = simulate(data, tmp_path)
+    with (result.output_dir / "request_metrics.csv").open() as handle:
+        rows = {int(r["request_id"]): r for r in csv.DictReader(handle)}
+    a, c, b = rows[0], rows[1], rows[2]
+    # Step 1, 0-11 ms: replica 0 prefills A (10 + 0.1 x 10 = 11 ms), replica 1 runs
+    # a 1-token dummy (10.1 ms). At its start replica 0 forms [A decode].
+    assert float(a["first_token_at_ms"]) == pytest.approx(11.0)
+    # C (1 ms) and B (5 ms) wait for the step's end to be taken in.
+    assert float(c["queued_at_ms"]) == pytest.approx(11.0)
+    assert float(b["queued_at_ms"]) == pytest.approx(11.0)
+    # Step 2, 11-22 ms: replica 0 runs the batch formed ahead, [A decode] (10.1
+    # ms); replica 1 had none formed and schedules C's prefill (11 ms). At 11 ms
+    # replica 0 forms [A decode, B prefill 200]: 10 + 0.1 x 201 = 30.1 ms.
+    assert float(c["first_token_at_ms"]) == pytest.approx(22.0)
+    # Step 3, 22-52.1 ms: that batch beside a dummy on replica 1.
+    assert float(b["scheduled_at_ms"]) == pytest.approx(22.0)
+    assert float(b["first_token_at_ms"]) == pytest.approx(52.1)
+    assert float(b["ttft_ms"]) == pytest.approx(47.1)  # 52.1 - 5
+    assert float(a["completed_at_ms"]) == pytest.approx(52.1)
+    assert float(a["tpot_ms"]) == pytest.approx(20.55)  # (52.1 - 11) / 2
+    # Synchronous scheduling would run A's decode and B's prefill in step 2
+    # (11-41.1 ms): B's TTFT 36.1 ms.
+
+
 def test_independent_replicas_without_lockstep(tmp_path):
     """Lockstep off: each replica keeps its own clock."""
     _, _, rows = run(tmp_path, data_parallel_lockstep=False)
@@ -110,10 +150,15 @@ class _Member:
 
     group = None
     num_outstanding = 1
+    queued = None
+    lookahead = False
 
     def __init__(self, batch):
         self.scheduler = _Scheduler(batch)
         self.ran = None
+
+    def schedule(self, now):
+        return self.scheduler.schedule(now)
 
     def start_lockstep_batch(self, batch, now, finishes_at):
         self.ran = ("batch", now, finishes_at)
@@ -186,6 +231,11 @@ def lockstep_runs(draw):
             [arrived_at, prompt, draw(st.integers(1, max_model_len - prompt))]
         )
     replicas = draw(st.sampled_from([2, 4]))
+    scheduler = {
+        "type": draw(st.sampled_from(["vllm_v1", "vllm", "sglang", "sarathi", "orca"]))
+    }
+    if scheduler["type"] == "vllm_v1":
+        scheduler["async_scheduling"] = draw(st.booleans())
     return tiny_config(
         requests,
         model={"name": "Qwen/Qwen3-30B-A3B", "max_model_len": max_model_len},
@@ -195,11 +245,7 @@ def lockstep_runs(draw):
             "expert_parallel_size": draw(st.sampled_from([2, replicas])),
         },
         predictor={"base_ms": 10.0, "per_token_ms": 0.1},
-        replica_scheduler={
-            "type": draw(
-                st.sampled_from(["vllm_v1", "vllm", "sglang", "sarathi", "orca"])
-            )
-        },
+        replica_scheduler=scheduler,
         cluster_scheduler={
             "type": draw(st.sampled_from(["round_robin", "least_loaded"]))
         },

@@ -139,6 +139,7 @@ def test_request_row_of_a_tiny_run(run_scenario, tmp_path):
         "replica_id": "0",
         "outcome": "completed",
         "arrived_at_ms": "0.000000",
+        "queued_at_ms": "0.000000",  # the replica is idle: taken in on arrival
         "scheduled_at_ms": "0.000000",
         "first_token_at_ms": "10.000000",
         "completed_at_ms": "30.000000",

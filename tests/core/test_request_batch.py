@@ -75,3 +75,27 @@ def test_one_token_prefill_of_a_new_request_is_not_a_decode():
     batch.add(Request(0, 0.0, 1, 5), 1)
     assert batch.num_decodes == 0
     assert batch.prefill_lengths == [1]
+
+
+def test_first_decode_formed_before_the_first_token_is_a_decode():
+    """Asynchronous scheduling forms the step after a prefill before the first
+    token is out: one token past a computed prompt is a decode all the same."""
+    request = Request(0, 0.0, 300, 5)
+    request.num_computed_tokens = 300  # prefill launched
+    request.num_tokens = 301  # the first token's placeholder; none generated yet
+    batch = Batch()
+    batch.add(request, 1)
+    assert batch.num_decodes == 1
+    assert batch.prefill_lengths == []
+    assert batch.decode_context_sum == 301  # 300 computed + the new one
+
+
+def test_last_chunk_of_one_token_is_a_prefill():
+    """One prompt token still to compute is a prefill chunk, not a decode."""
+    request = Request(0, 0.0, 300, 5)
+    request.num_computed_tokens = 299
+    batch = Batch()
+    batch.add(request, 1)
+    assert batch.num_decodes == 0
+    assert batch.prefill_lengths == [1]
+    assert batch.prefill_contexts == [299]

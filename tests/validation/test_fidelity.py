@@ -37,10 +37,11 @@ TARGETS = {
 """(run, metric, statistic) -> largest difference in percent of vLLM allowed."""
 
 KNOWN_GAPS = {
-    ("llama-3.1-8b-tp1", "ttft", "mean"): -5.5,
-    ("llama-3.1-8b-tp1", "ttft", "p90"): -6.2,
-    (MOE_RUN, "tpot", "mean"): 3.6,
-    (MOE_RUN, "latency", "mean"): 3.7,
+    ("llama-3.1-8b-tp1", "ttft", "mean"): -6.1,
+    ("llama-3.1-8b-tp1", "ttft", "p90"): -6.5,
+    (MOE_RUN, "ttft", "mean"): 10.4,
+    (MOE_RUN, "tpot", "mean"): 3.5,
+    (MOE_RUN, "latency", "mean"): 3.6,
 }
 """(run, metric, statistic) -> difference in percent recorded in docs/validation.md."""
 

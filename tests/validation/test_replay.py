@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import typer
 from frontier.errors import InputError
+from frontier.hookspecs import hookimpl
 from frontier.validation import (
     build_config_data,
     load_run,
@@ -194,6 +195,41 @@ def test_replay_simulates_every_request(data_root):
         assert not np.isnan(result.simulated[name]).any()
         assert result.comparison[name].count == 3
     assert result.summary["predictor"]["type"] == "vllm_profile"
+
+
+class _Watcher:
+    """Observer keeping the finished requests and counting the steps."""
+
+    def __init__(self):
+        self.requests = {}
+        self.steps = 0
+
+    @hookimpl
+    def frontier_request_finished(self, request):
+        self.requests[request.request_id] = request
+
+    @hookimpl
+    def frontier_batch_finished(self, replica_id, batch, started_at, finished_at):
+        self.steps += 1
+
+
+def test_simulated_latencies_start_when_the_engine_queues_the_request(data_root):
+    """As vLLM measures them: TTFT and latency from ``queued_at``, not the arrival."""
+    watcher = _Watcher()
+    result = validate_run(
+        run_dir(data_root),
+        sets=["fast_forward=false"],
+        observers=[watcher],
+    )
+    assert watcher.steps > 0
+    for request_id, request in watcher.requests.items():
+        assert request.queued_at >= request.arrived_at
+        assert result.simulated["ttft"][request_id] == pytest.approx(
+            (request.first_token_at - request.queued_at) * 1e3
+        )
+        assert result.simulated["latency"][request_id] == pytest.approx(
+            (request.completed_at - request.queued_at) * 1e3
+        )
 
 
 def test_set_overrides_the_built_config(data_root):

@@ -23,8 +23,10 @@ class Batch:
         prefill_lengths: Query length of each prefill chunk.
         prefill_contexts: KV tokens each prefill chunk attends to before its own
             tokens (the request's computed tokens, prefix-cache hits included).
-        num_decodes: Requests that compute exactly one token after their first
-            output.
+        num_decodes: Requests that compute exactly one token past their prompt
+            (vLLM's attention treats a one-token query as a decode), also the
+            first decode that asynchronous scheduling forms before the request's
+            first token is out.
         decode_context_sum: Sum over decodes of the tokens each attends to,
             the new one included.
         decode_context_max: Most tokens one decode attends to (0 without decodes).
@@ -65,7 +67,12 @@ class Batch:
         self.requests.append(request)
         self.num_new_tokens.append(num_new_tokens)
         self.num_tokens += num_new_tokens
-        if num_new_tokens == 1 and request.num_generated > 0:
+        # One token past the prompt is a decode, also before the request's first
+        # token is out (asynchronous scheduling forms that step ahead).
+        if (
+            num_new_tokens == 1
+            and request.num_computed_tokens >= request.num_prompt_tokens
+        ):
             self.num_decodes += 1
             context = request.num_computed_tokens + 1
             self.decode_context_sum += context

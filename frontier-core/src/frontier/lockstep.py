@@ -17,6 +17,10 @@ every step. The rules reproduced here:
   ranks is not NONE, which needs every rank's tokens within
   ``max_cudagraph_capture_size``; vLLM PR 34102, before 0.19). The padding tokens
   count in the MoE layers and their collectives.
+- Asynchronous scheduling (``vllm_v1``'s ``async_scheduling``): each member
+  forms its next batch when a step starts, as a lone replica does, and the group
+  starts those batches when the step ends; a member with none formed then
+  schedules at the step's start.
 - Waves: an idle group starts stepping when a request arrives at any member. It
   stops only after a step whose number since the wave began is a multiple of 32
   when no member holds an unfinished request (``_has_global_unfinished_reqs``
@@ -104,7 +108,11 @@ class LockstepGroup:
         vLLM would spin dummy steps meanwhile).
         """
         members = self.members
-        batches: list[Batch | None] = [m.scheduler.schedule(now) for m in members]
+        batches: list[Batch | None] = []
+        for member in members:
+            batch = member.queued
+            member.queued = None
+            batches.append(batch if batch is not None else member.schedule(now))
         if all(b is None for b in batches) and any(m.num_outstanding for m in members):
             return None
         counts = [self.dummy_tokens if b is None else b.num_tokens for b in batches]
@@ -131,6 +139,9 @@ class LockstepGroup:
                 flights.append((member, member.start_lockstep_batch(batch, now, ends)))
         self._flights = flights
         self.stepping = True
+        for member in members:
+            if member.lookahead:
+                member.queued = member.schedule(now)
         return ends
 
     def finish_step(self, now: float) -> list[tuple[Replica, InFlightBatch]]:

@@ -111,12 +111,31 @@ class Replica:
         self.fast_forward = False
         """Whether to fast-forward decode windows; the simulation turns it on
         (for a single pipeline stage), a replica built by hand steps one by one."""
+        self.unqueued: list[Request] = []
+        """Requests routed here that no scheduling pass has seen yet."""
 
     def add_request(self, request: Request, now: float) -> None:
         """Take a routed request into the scheduler's queue."""
         request.replica_id = self.replica_id
         self.num_outstanding += 1
         self.scheduler.add_request(request, now)
+        self.unqueued.append(request)
+
+    def schedule(self, now: float) -> Batch | None:
+        """Form the next batch at ``now``: the engine's scheduling pass.
+
+        Requests routed here since the previous pass are taken in first
+        (``queued_at = now``). vLLM's engine core reads its input queue once per
+        loop, right before it schedules; while a step runs it waits on the step's
+        result, so a request arriving then is queued when the step ends
+        (``EngineCoreEvent.QUEUED``, the ``queued_ts`` its TTFT is measured from).
+        """
+        unqueued = self.unqueued
+        if unqueued:
+            for request in unqueued:
+                request.queued_at = now
+            unqueued.clear()
+        return self.scheduler.schedule(now)
 
     def can_start(self, now: float) -> bool:
         """Whether a new batch may enter the first stage at ``now``."""
@@ -133,7 +152,7 @@ class Replica:
                 batch (the next arrival); decode fast-forward stops before it.
         """
         scheduler = self.scheduler
-        batch = scheduler.schedule(now)
+        batch = self.schedule(now)
         if batch is None:
             return None
         stage_times = None
@@ -188,7 +207,7 @@ class Replica:
             return None
         self.queued = None
         flight = self.launch(batch, now)
-        self.queued = self.scheduler.schedule(now)
+        self.queued = self.schedule(now)
         return flight
 
     def launch(self, batch: Batch, now: float) -> InFlightBatch:

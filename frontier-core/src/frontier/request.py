@@ -59,6 +59,7 @@ class Request:
         "num_prompt_tokens",
         "num_tokens",
         "outcome",
+        "queued_at",
         "replica_id",
         "request_id",
         "scheduled_at",
@@ -85,6 +86,7 @@ class Request:
         self.num_blocks = 0
         self.num_cached_tokens = 0
         self.num_preemptions = 0
+        self.queued_at = math.nan
         self.scheduled_at = math.nan
         self.first_token_at = math.nan
         self.last_token_at = math.nan

@@ -268,12 +268,10 @@ class Simulation:
             replica.scheduler = self._scheduler_factory(
                 self.config.replica_scheduler, context
             )
-            # XXX: asynchronous scheduling is modelled for single-stage replicas
-            # outside lockstep groups; elsewhere batches are formed at step ends.
+            # XXX: asynchronous scheduling is modelled for single-stage replicas;
+            # with pipeline stages batches are formed when the first stage frees.
             replica.lookahead = (
-                replica.scheduler.schedules_ahead
-                and replica.num_stages == 1
-                and not lockstep
+                replica.scheduler.schedules_ahead and replica.num_stages == 1
             )
             if replica.lookahead:
                 replica.fast_forward = False
@@ -444,7 +442,7 @@ class Simulation:
                     (replica, flight),
                 )
                 if replica.lookahead:
-                    replica.queued = replica.scheduler.schedule(now)
+                    replica.queued = replica.schedule(now)
                 if replica.num_in_flight < replica.num_stages:
                     replica.schedule_pending = True
                     queue.push(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,7 @@ class _RequestRecorder:
     @hookimpl
     def frontier_request_finished(self, request: Request) -> None:
         self.rows[request.request_id] = (
-            request.arrived_at,
+            request.queued_at,
             request.first_token_at,
             request.last_token_at,
             request.completed_at,
@@ -185,18 +186,24 @@ class _RequestRecorder:
         )
 
     def metrics(self, count: int) -> dict[str, np.ndarray]:
-        """TTFT, TPOT and latency in ms by request id (NaN where missing)."""
+        """TTFT, TPOT and latency in ms by request id (NaN where missing).
+
+        As vLLM measures them: TTFT and latency from the moment the engine took
+        the request in (``queued_at``, vLLM's ``queued_ts``), not from the
+        client's send; a request that arrives during a step waits for the step's
+        end before either clock starts.
+        """
         table = np.full((count, 5), np.nan)
         for request_id, row in self.rows.items():
             if request_id < count:
                 table[request_id] = row
-        arrived, first, last, completed, generated = table.T
+        queued, first, last, completed, generated = table.T
         with np.errstate(invalid="ignore", divide="ignore"):
             tpot = np.where(generated > 1, (last - first) / (generated - 1), np.nan)
         return {
-            "ttft": (first - arrived) * 1e3,
+            "ttft": (first - queued) * 1e3,
             "tpot": tpot * 1e3,
-            "latency": (completed - arrived) * 1e3,
+            "latency": (completed - queued) * 1e3,
         }
 
 
@@ -230,6 +237,7 @@ def validate_run(
     profiles: str | Path | None = None,
     sets: list[str] | tuple[str, ...] = (),
     simulation_dir: Path | None = None,
+    observers: Sequence[object] = (),
 ) -> ValidationResult:
     """Simulate the run in ``run_dir`` and compare it with the measurements.
 
@@ -239,6 +247,8 @@ def validate_run(
         sets: ``dotted.path=value`` overrides of the built config.
         simulation_dir: Where the simulation writes its own outputs; nothing
             when ``None``.
+        observers: Plugin objects that watch the replay through the hooks
+            (``frontier_batch_finished`` and the like).
 
     Raises:
         FrontierError: An input is missing or malformed, or the config is bad.
@@ -246,7 +256,9 @@ def validate_run(
     run = load_run(run_dir)
     inputs = locate_inputs(run, profiles)
     recorder = _RequestRecorder()
-    plugins = load_plugins(extra=[("frontier-validation", recorder)])
+    extra = [("frontier-validation", recorder)]
+    extra += [("frontier-validation", observer) for observer in observers]
+    plugins = load_plugins(extra=extra)
     data = build_config_data(run, inputs)
     data = apply_overrides(data, [parse_override(text) for text in sets])
     config = build_config(

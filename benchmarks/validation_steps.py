@@ -1,0 +1,175 @@
+"""Step by step: a replayed vLLM run against the step lengths its timestamps show.
+
+vLLM's engine stamps each request when it takes it in (``queued_ts``: the start of
+an engine loop, right after a step's result came back) and when its first and last
+tokens come out (``first_token_ts``, ``last_token_ts``: the end of a step). Sorted
+together, the timestamps of all requests are step boundaries, and two that follow
+each other within about one step are one step apart. This prints, for a run of one
+replica:
+
+1. Decode steps. Each gap between consecutive timestamps shorter than 1.5 times
+   the simulated decode step at that moment, set beside the simulated steps of
+   the same batch size (the requests between their first and last token) within
+   half a second.
+2. Prefill steps. For a request taken into a batch at once (``scheduled_ts`` within
+   1 ms of ``queued_ts``) whose prompt the simulator ran in one step beside
+   decodes only, vLLM's TTFT is the step that was running when the request was
+   queued (a decode step: asynchronous scheduling had formed it) plus the step
+   holding the prompt. Subtracting the first (interpolated from part 1's vLLM
+   decode steps by batch size) leaves vLLM's prefill step, set beside the
+   simulated one.
+
+Needs the shared data (``FRONTIER_SHARED_DATA`` or ``../shared/data``).
+
+Run: ``uv run python benchmarks/validation_steps.py [RUN_DIR]`` (default: the
+Llama-3.1-8B TP1 run).
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from frontier.hookspecs import hookimpl
+from frontier.validation import validate_run
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_RUN = "validation/vllm-0.19.0/rtxpro6000/llama-3.1-8b-tp1"
+
+
+class StepLog:
+    """Observer keeping every simulated step: start, end, decodes, and the
+    prompt chunks it ran as ``(request id, tokens)``."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[float, float, int, int, list[tuple[int, int]]]] = []
+
+    @hookimpl
+    def frontier_batch_finished(self, replica_id, batch, started_at, finished_at):
+        chunks = [
+            (request.request_id, tokens)
+            for request, tokens in zip(
+                batch.requests, batch.num_new_tokens, strict=True
+            )
+            if tokens > 1
+        ]
+        self.steps.append(
+            (started_at, finished_at, batch.num_decodes, batch.num_tokens, chunks)
+        )
+
+
+def run_folder() -> Path:
+    """The run folder from the command line, or the default one."""
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    env = os.environ.get("FRONTIER_SHARED_DATA")
+    data = Path(env) if env else REPO.parent / "shared" / "data"
+    if not (data / DEFAULT_RUN).is_dir():
+        sys.exit(f"run folder {data / DEFAULT_RUN} not found: pass RUN_DIR")
+    return data / DEFAULT_RUN
+
+
+def main() -> None:
+    folder = run_folder()
+    meta = json.loads((folder / "meta.json").read_text())
+    if (meta.get("engine_kwargs", {}).get("data_parallel_size") or 1) > 1:
+        sys.exit(f"{folder}: several data-parallel engines; this reads one")
+    log = StepLog()
+    validate_run(folder, sets=["fast_forward=false"], observers=[log])
+    real = [
+        json.loads(line)
+        for line in (folder / "requests.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    start = min(r["queued_ts"] for r in real)
+    first = np.array([r["first_token_ts"] - start for r in real])
+    last = np.array([r["last_token_ts"] - start for r in real])
+    steps = sorted(log.steps)
+    starts = [s[0] for s in steps]
+
+    def running(t: float) -> int:
+        return int(np.sum((first <= t) & (t < last)))
+
+    def decode_steps_near(t: float, size: int | None = None) -> list[float]:
+        """Simulated decode-only steps within 0.5 s of ``t`` (of ``size``)."""
+        lo = bisect.bisect_left(starts, t - 0.5)
+        hi = bisect.bisect_right(starts, t + 0.5)
+        return [
+            (end - begin) * 1e3
+            for begin, end, decodes, tokens, _ in steps[lo:hi]
+            if tokens == decodes and (size is None or decodes == size)
+        ]
+
+    # 1. decode steps
+    stamps = sorted(
+        r[key] - start
+        for r in real
+        for key in ("queued_ts", "first_token_ts", "last_token_ts")
+    )
+    pairs = []
+    for a, b in itertools.pairwise(stamps):
+        gap = (b - a) * 1e3
+        nearby = decode_steps_near(a)
+        if gap < 0.5 or not nearby or gap > 1.5 * float(np.median(nearby)):
+            continue
+        size = running(a + 1e-4)
+        same = decode_steps_near(a, size)
+        if same:
+            pairs.append((a, size, gap, float(np.mean(same))))
+    print(f"{folder.name}: decode steps, vLLM (gap between timestamps) against")
+    print("simulated steps of as many requests within 0.5 s")
+    print("  batch   steps   vLLM ms   sim ms   diff ms")
+    sizes = np.array([p[1] for p in pairs])
+    for lo, hi in ((1, 32), (32, 64), (64, 96), (96, 128), (128, 129)):
+        chosen = [p for p, n in zip(pairs, sizes, strict=True) if lo <= n < hi]
+        if chosen:
+            real_ms = np.mean([p[2] for p in chosen])
+            sim_ms = np.mean([p[3] for p in chosen])
+            print(
+                f"  {lo:>3}-{hi - 1:<3} {len(chosen):6d}  {real_ms:8.1f}  "
+                f"{sim_ms:7.1f}  {real_ms - sim_ms:+8.2f}"
+            )
+
+    # 2. prefill steps
+    if not pairs:
+        return
+    by_size = sorted((p[1], p[2]) for p in pairs)
+    size_axis = np.array([s for s, _ in by_size], dtype=float)
+    gap_axis = np.array([g for _, g in by_size])
+    rows = []
+    for request_id, r in enumerate(real):
+        if r["scheduled_ts"] - r["queued_ts"] > 1e-3:
+            continue
+        held = [s for s in steps if any(rid == request_id for rid, _ in s[4])]
+        if len(held) != 1 or len(held[0][4]) != 1:
+            continue
+        begin, end, decodes, tokens, _ = held[0]
+        ttft = (r["first_token_ts"] - r["queued_ts"]) * 1e3
+        before = float(np.interp(decodes, size_axis, gap_axis))
+        rows.append((tokens - decodes, ttft - before, (end - begin) * 1e3))
+    if not rows:
+        return
+    print()
+    print("prefill steps alone beside decodes: vLLM (TTFT less the decode step")
+    print("before it) against simulated")
+    print("  chunk tokens   steps   vLLM ms   sim ms   diff ms (median, IQR)")
+    table = np.array(rows)
+    for lo, hi in ((1, 512), (512, 1024), (1024, 2049)):
+        chosen = table[(table[:, 0] >= lo) & (table[:, 0] < hi)]
+        if len(chosen):
+            diff = chosen[:, 1] - chosen[:, 2]
+            q1, q2, q3 = np.percentile(diff, [25, 50, 75])
+            real_ms, sim_ms = np.median(chosen[:, 1]), np.median(chosen[:, 2])
+            print(
+                f"  {lo:>5}-{hi - 1:<5} {len(chosen):7d}  {real_ms:8.1f}"
+                f"  {sim_ms:7.1f}  {q2:+7.2f} ({q1:+.1f} to {q3:+.1f})"
+            )
+
+
+if __name__ == "__main__":
+    main()
