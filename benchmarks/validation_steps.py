@@ -17,7 +17,9 @@ replica:
    queued (a decode step: asynchronous scheduling had formed it) plus the step
    holding the prompt. Subtracting the first (interpolated from part 1's vLLM
    decode steps by batch size) leaves vLLM's prefill step, set beside the
-   simulated one.
+   simulated one. Their median difference over the steps above the CUDA-graph
+   limit is a measure of ``engine.eager_step_overhead_ms`` for the run's host
+   (with the replay's default of 0 ms).
 
 Needs the shared data (``FRONTIER_SHARED_DATA`` or ``../shared/data``).
 
@@ -80,7 +82,13 @@ def main() -> None:
     if (meta.get("engine_kwargs", {}).get("data_parallel_size") or 1) > 1:
         sys.exit(f"{folder}: several data-parallel engines; this reads one")
     log = StepLog()
-    validate_run(folder, sets=["fast_forward=false"], observers=[log])
+    result = validate_run(folder, sets=["fast_forward=false"], observers=[log])
+    scheduler = result.config.replica_scheduler
+    graph_tokens = result.config.engine.cuda_graph_max_tokens
+    if graph_tokens is None:
+        graph_tokens = min(
+            2 * scheduler.max_num_seqs, 512, scheduler.max_num_batched_tokens
+        )
     real = [
         json.loads(line)
         for line in (folder / "requests.jsonl").read_text().splitlines()
@@ -151,7 +159,7 @@ def main() -> None:
         begin, end, decodes, tokens, _ = held[0]
         ttft = (r["first_token_ts"] - r["queued_ts"]) * 1e3
         before = float(np.interp(decodes, size_axis, gap_axis))
-        rows.append((tokens - decodes, ttft - before, (end - begin) * 1e3))
+        rows.append((tokens - decodes, ttft - before, (end - begin) * 1e3, tokens))
     if not rows:
         return
     print()
@@ -159,6 +167,7 @@ def main() -> None:
     print("before it) against simulated")
     print("  chunk tokens   steps   vLLM ms   sim ms   diff ms (median, IQR)")
     table = np.array(rows)
+    eager = table[table[:, 3] > graph_tokens]
     for lo, hi in ((1, 512), (512, 1024), (1024, 2049)):
         chosen = table[(table[:, 0] >= lo) & (table[:, 0] < hi)]
         if len(chosen):
@@ -169,6 +178,14 @@ def main() -> None:
                 f"  {lo:>5}-{hi - 1:<5} {len(chosen):7d}  {real_ms:8.1f}"
                 f"  {sim_ms:7.1f}  {q2:+7.2f} ({q1:+.1f} to {q3:+.1f})"
             )
+
+    if len(eager):
+        extra = float(np.median(eager[:, 1] - eager[:, 2]))
+        print(
+            f"\n{len(eager)} of these steps hold more than {graph_tokens} tokens (no "
+            f"CUDA graph); vLLM's exceed the simulated by {extra:.1f} ms (median):\n"
+            f"  --set engine.eager_step_overhead_ms={extra:.1f}"
+        )
 
 
 if __name__ == "__main__":

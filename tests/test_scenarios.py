@@ -208,3 +208,17 @@ def test_a_request_is_queued_at_the_end_of_the_step_it_arrives_in(
     assert float(by_id[1]["scheduled_at_ms"]) == pytest.approx(10.0)
     # Steps 2-4 (10-40 ms) finish A and B; C arrives at 50 ms on an idle replica.
     assert float(by_id[2]["queued_at_ms"]) == pytest.approx(50.0)
+
+
+def test_an_eager_step_costs_the_engine_overhead(run_scenario, tmp_path):
+    """A prefill above the CUDA-graph limit pays ``eager_step_overhead_ms``."""
+    _, result = run_scenario(
+        [[0.0, 100, 3]],
+        output_dir=tmp_path,
+        engine={"cuda_graph_max_tokens": 50, "eager_step_overhead_ms": 2.0},
+    )
+    (row,) = rows(result).values()
+    # step 1: 100 prompt tokens > 50, no graph: 10 + 2 = 12 ms (first token);
+    # steps 2 and 3 decode one token each as graphs: 10 ms, done at 32 ms
+    assert float(row["ttft_ms"]) == pytest.approx(12.0)
+    assert float(row["e2e_ms"]) == pytest.approx(32.0)

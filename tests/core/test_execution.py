@@ -101,3 +101,55 @@ def test_pipeline_stages_split_moe_and_dense_layers():
     assert stage0 == pytest.approx(0.177 + 1e-4 + 7e-6)
     # stage 1: 30 x 1 + 30 x 5 = 180 ms, + 0.2 ms head
     assert stage1 == pytest.approx(0.180 + 2e-4)
+
+
+def _eager_model(pp, graph_tokens=256, overhead_s=4e-3):
+    context = ExecutionContext(
+        model=load_model("llama-2-7b"),
+        device=load_device("h100-sxm"),
+        parallel=ParallelConfig(pipeline_parallel_size=pp),
+        dtype="bfloat16",
+        kv_cache_dtype="bfloat16",
+    )
+    backend = _CountingBackend(CCBackendConfig(), context)
+    predictor = _FixedPredictor(PredictorConfig(), context)
+    return ExecutionModel(
+        context,
+        predictor,
+        backend,
+        dtype_bytes=2,
+        cuda_graph_max_tokens=graph_tokens,
+        eager_step_overhead_s=overhead_s,
+    )
+
+
+def test_a_step_above_the_cuda_graph_limit_adds_the_eager_overhead():
+    """257 tokens run without a CUDA graph (4 ms more); 256 run as one."""
+    model = _eager_model(pp=1)
+    # 32 layers x (1 + 2) ms + embedding 0.1 ms + head 0.2 ms = 96.3 ms
+    assert model.batch_time(_batch(256)) == pytest.approx(0.0963)
+    assert model.batch_time(_batch(257)) == pytest.approx(0.0963 + 0.004)
+
+
+def test_the_eager_overhead_is_shared_by_the_stages_layers():
+    """Two stages of 16 layers each take half of the 4 ms."""
+    model = _eager_model(pp=2)
+    graph = model.stage_times(_batch(100))
+    eager = model.stage_times(_batch(300))
+    assert eager[0] - graph[0] == pytest.approx(0.002)
+    assert eager[1] - graph[1] == pytest.approx(0.002)
+
+
+def test_every_step_is_eager_at_a_limit_of_zero():
+    """``enforce_eager``: even a one-token step pays the overhead."""
+    model = _eager_model(pp=1, graph_tokens=0)
+    assert model.batch_time(_batch(1)) == pytest.approx(0.0963 + 0.004)
+
+
+def test_a_group_member_is_eager_when_any_member_exceeds_the_limit():
+    """vLLM's ranks agree on one graph mode: 100 tokens beside 300 run eagerly."""
+    model = _eager_model(pp=1)
+    # the group's tokens are only consulted for the graph mode here (no experts)
+    assert model.stage_times(_batch(100), [100, 300])[0] == pytest.approx(
+        model.stage_times(_batch(100), [100, 100])[0] + 0.004
+    )

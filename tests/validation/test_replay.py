@@ -149,6 +149,15 @@ def test_engine_settings_map_onto_the_config(data_root):
     }
     assert data["seed"] == 7
     assert "max_model_len" not in data["model"]
+    assert data["engine"] == {}  # CUDA graphs as vLLM's defaults have them
+
+
+def test_enforce_eager_runs_every_step_without_a_cuda_graph(data_root):
+    """``enforce_eager`` maps onto a CUDA-graph limit of 0 tokens."""
+    run = load_run(run_dir(data_root))
+    run = attrs.evolve(run, engine={**run.engine, "enforce_eager": True})
+    data = build_config_data(run, locate_inputs(run))
+    assert data["engine"] == {"cuda_graph_max_tokens": 0}
 
 
 def test_expert_parallel_spans_every_gpu(data_root):

@@ -22,6 +22,7 @@ __all__ = [
     "ClusterSchedulerConfig",
     "Config",
     "DeviceConfig",
+    "EngineConfig",
     "FieldValueError",
     "MetricsConfig",
     "ModelConfig",
@@ -203,9 +204,8 @@ class ParallelConfig:
         lockstep_padding_max_tokens: Members pad their step to the group's
             largest token count when every member's count is at most this (vLLM
             pads when the step runs as CUDA graphs, up to
-            ``max_cudagraph_capture_size``); 0 turns padding off. Unset: vLLM's
-            default capture limit, ``min(2 x max_num_seqs, 512,
-            max_num_batched_tokens)`` of the replica scheduler.
+            ``max_cudagraph_capture_size``); 0 turns padding off. Unset:
+            ``engine.cuda_graph_max_tokens``.
     """
 
     tensor_parallel_size: int = attrs.field(default=1, validator=positive)
@@ -294,6 +294,34 @@ class CacheConfig:
 
 
 @attrs.frozen(kw_only=True)
+class EngineConfig:
+    """What a step costs beyond its operators (vLLM's compilation config).
+
+    vLLM runs a step as a CUDA graph when it holds at most
+    ``max_cudagraph_capture_size`` tokens (``CUDAGraphMode.FULL_AND_PIECEWISE``,
+    the default since 0.11: a full graph for decode-only steps, a piecewise one
+    otherwise) and without one above it, launching every kernel from the host.
+    Operator profiles time the kernels alone.
+
+    Attributes:
+        cuda_graph_max_tokens: Most tokens of a step run as a CUDA graph (vLLM's
+            ``max_cudagraph_capture_size``); 0 runs every step without one
+            (``enforce_eager``). Unset: vLLM's default, ``min(2 x max_num_seqs,
+            512, max_num_batched_tokens)`` of the replica scheduler.
+        eager_step_overhead_ms: Milliseconds a step run without a CUDA graph
+            takes beyond its operators and collectives: kernel launches and the
+            host's work between them. 0 by default, as no figure is known for a
+            host in general; ``benchmarks/validation_steps.py`` measures it from
+            a real run's timestamps (docs/validation.md).
+    """
+
+    cuda_graph_max_tokens: int | None = attrs.field(
+        default=None, validator=non_negative
+    )
+    eager_step_overhead_ms: float = attrs.field(default=0.0, validator=non_negative)
+
+
+@attrs.frozen(kw_only=True)
 class MetricsConfig:
     """Where and what to write.
 
@@ -331,6 +359,7 @@ class Config:
     device: DeviceConfig = attrs.field(factory=DeviceConfig)
     parallel: ParallelConfig = attrs.field(factory=ParallelConfig)
     cache: CacheConfig = attrs.field(factory=CacheConfig)
+    engine: EngineConfig = attrs.field(factory=EngineConfig)
     replica_scheduler: ReplicaSchedulerConfig = attrs.field(
         factory=ReplicaSchedulerConfig
     )

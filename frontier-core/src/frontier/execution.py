@@ -26,6 +26,13 @@ that of an even collective moving as much over each link:
 even parts give the plain all-gather of the total). Every member's experts then
 compute over all the group's tokens (``Batch.ep_group_tokens``, read by the
 predictor).
+
+A step of more tokens than ``cuda_graph_max_tokens`` runs without a CUDA graph
+(vLLM's ``max_cudagraph_capture_size``; in an expert-parallel group the largest
+member's count decides for all, as the ranks agree on one graph mode,
+``coordinate_batch_across_dp``) and takes ``eager_step_overhead_s`` more, the
+host's launch work that per-operator profiles leave out, shared among the stages
+by their layers.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ class ExecutionModel:
         predictor: Operator times per TP rank.
         cc_backend: Collective costs.
         dtype_bytes: Bytes per activation element.
+        cuda_graph_max_tokens: Most tokens of a step run as a CUDA graph.
+        eager_step_overhead_s: Seconds a step without a CUDA graph adds.
     """
 
     def __init__(
@@ -59,8 +68,12 @@ class ExecutionModel:
         predictor: Predictor,
         cc_backend: CCBackend,
         dtype_bytes: int,
+        cuda_graph_max_tokens: int = 0,
+        eager_step_overhead_s: float = 0.0,
     ) -> None:
         self.context = context
+        self.cuda_graph_max_tokens = cuda_graph_max_tokens
+        self.eager_step_overhead_s = eager_step_overhead_s
         self.predictor = predictor
         self.cc_backend = cc_backend
         model = context.model
@@ -79,6 +92,10 @@ class ExecutionModel:
             moe = sum(model.is_moe_layer(i) for i in range(first, first + count))
             self._stages.append((count - moe, moe))
             first += count
+        self._eager_shares = [
+            eager_step_overhead_s * count / model.num_layers
+            for count in layers_per_stage(model.num_layers, self.num_stages)
+        ]
 
     def expert_collectives_s(self, group_tokens: Sequence[int]) -> float:
         """Seconds of one MoE layer's dispatch all-gather and combine
@@ -124,6 +141,8 @@ class ExecutionModel:
             expert_s = self.expert_collectives_s(group_tokens)
         times = self.predictor.predict(batch)
         size = batch.num_tokens * self._activation_bytes_per_token
+        graph_tokens = max(group_tokens) if group_tokens else batch.num_tokens
+        eager = self.eager_step_overhead_s and graph_tokens > self.cuda_graph_max_tokens
         all_reduce = self.cc_backend.all_reduce_s(size, self.tp) if self.tp > 1 else 0.0
         last = self.num_stages - 1
         result = []
@@ -135,6 +154,8 @@ class ExecutionModel:
                 + moe * (times.moe_s + expert_s)
             )
             seconds += 2 * layers * all_reduce
+            if eager:
+                seconds += self._eager_shares[stage]
             if stage == 0:
                 seconds += times.embedding_s
             if stage == last:

@@ -145,11 +145,13 @@ class Simulation:
         max_tokens, max_seqs = scheduler_entry.factory.planning_limits(
             config.replica_scheduler, self.execution_context, self.max_model_len
         )
-        padding = config.parallel.lockstep_padding_max_tokens
-        if padding is None:
+        graph_tokens = config.engine.cuda_graph_max_tokens
+        if graph_tokens is None:
             # vLLM's default max_cudagraph_capture_size (VllmConfig).
-            padding = min(2 * max_seqs, 512, max_tokens)
-        self.lockstep_padding_max_tokens = padding
+            graph_tokens = min(2 * max_seqs, 512, max_tokens)
+        self.cuda_graph_max_tokens = graph_tokens
+        padding = config.parallel.lockstep_padding_max_tokens
+        self.lockstep_padding_max_tokens = graph_tokens if padding is None else padding
         self.memory_plan: MemoryPlan = plan_memory(
             self.model,
             self.device,
@@ -184,6 +186,8 @@ class Simulation:
             self.predictor,
             self.cc_backend,
             DTYPE_BYTES[self.dtype],
+            cuda_graph_max_tokens=graph_tokens,
+            eager_step_overhead_s=config.engine.eager_step_overhead_ms * 1e-3,
         )
         num_replicas = config.parallel.num_replicas
         self.router = registry.get(

@@ -14,6 +14,8 @@ The mapping from ``meta.json``'s ``engine_kwargs`` onto a config:
   chunked prefill and prefix caching on, block size 16 and GPU memory
   utilisation 0.9 unless the kwargs say otherwise (vLLM's defaults);
 - ``num_gpu_blocks_override`` (when the run pinned it) -> ``cache.num_gpu_blocks``;
+- ``enforce_eager`` -> ``engine.cuda_graph_max_tokens = 0`` (no step runs as a
+  CUDA graph); ``engine.eager_step_overhead_ms`` stays 0 unless ``--set``;
 - ``max_model_len`` (the model's own when null), ``dtype``, ``kv_cache_dtype``,
   ``seed`` -> the model section and the run's seed;
 - the GPU, model ``config.json``, workload (``vllm_jsonl``, with prompt block
@@ -119,12 +121,16 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
     if engine.get("enable_expert_parallel"):
         parallel["expert_parallel_size"] = tp * dp
     router = {"type": "least_loaded" if dp > 1 else "round_robin"}
+    engine_section: dict[str, Any] = {}
+    if engine.get("enforce_eager"):
+        engine_section["cuda_graph_max_tokens"] = 0
     return {
         "seed": _seed(engine, run),
         "model": model,
         "device": {"name": inputs.device},
         "parallel": parallel,
         "cache": cache,
+        "engine": engine_section,
         "cluster_scheduler": router,
         "replica_scheduler": {
             "type": "vllm_v1",
