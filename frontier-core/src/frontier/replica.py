@@ -397,10 +397,9 @@ class Replica:
         """No batch in flight."""
         return self.num_in_flight == 0
 
-    def utilisation(self, duration: float) -> float:
-        """Fraction of ``duration`` the first stage was busy."""
-        return (
-            self.busy_time / duration
-            if duration > 0 and math.isfinite(duration)
-            else 0.0
-        )
+    def utilisation(self, start: float, end: float) -> float:
+        """Fraction of the time from ``start`` to ``end``, or to the end of this
+        replica's last step if later (a lockstep group's dummy steps run past the
+        last completion), that the first stage was busy."""
+        span = max(end, self.stage_free_at[0]) - start
+        return self.busy_time / span if span > 0 and math.isfinite(span) else 0.0

@@ -576,7 +576,9 @@ class Simulation:
                 "replica_id": r.replica_id,
                 "batches": r.num_batches,
                 "busy_s": r.busy_time,
-                "utilisation": r.utilisation(duration),
+                "utilisation": r.utilisation(
+                    metrics.first_arrival, metrics.first_arrival + duration
+                ),
                 **({"dummy_steps": r.num_dummy_steps} if r.group is not None else {}),
             }
             for r in self.replicas
