@@ -5,7 +5,7 @@ an engine loop, right after a step's result came back) and when its first and la
 tokens come out (``first_token_ts``, ``last_token_ts``: the end of a step). Sorted
 together, the timestamps of all requests are step boundaries, and two that follow
 each other within about one step are one step apart. This prints, for a run of one
-replica:
+engine (``data_parallel_size`` 1):
 
 1. Decode steps. Each gap between consecutive timestamps shorter than 1.5 times
    the simulated decode step at that moment, set beside the simulated steps of
@@ -19,7 +19,8 @@ replica:
    decode steps by batch size) leaves vLLM's prefill step, set beside the
    simulated one. Their median difference over the steps above the CUDA-graph
    limit is a measure of ``engine.eager_step_overhead_ms`` for the run's host
-   (with the replay's default of 0 ms).
+   (with the replay's default of 0 ms), printed where at least
+   ``MIN_EAGER_STEPS`` steps give it.
 
 Needs the shared data (``FRONTIER_SHARED_DATA`` or ``../shared/data``).
 
@@ -31,22 +32,24 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
+from frontier.errors import FrontierError
 from frontier.hookspecs import hookimpl
-from frontier.validation import validate_run
+from frontier.validation import load_run, validate_run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RUN = "validation/vllm-0.19.0/rtxpro6000/llama-3.1-8b-tp1"
+MIN_EAGER_STEPS = 10
+"""Fewest prefill steps a suggested eager-step overhead rests on."""
 
 
 class StepLog:
-    """Observer keeping every simulated step: start, end, decodes, and the
-    prompt chunks it ran as ``(request id, tokens)``."""
+    """Observer keeping every simulated step: start, end, decodes, tokens, and
+    the prompt chunks it ran as ``(request id, tokens)``."""
 
     def __init__(self) -> None:
         self.steps: list[tuple[float, float, int, int, list[tuple[int, int]]]] = []
@@ -76,11 +79,15 @@ def run_folder() -> Path:
     return data / DEFAULT_RUN
 
 
-def main() -> None:
-    folder = run_folder()
-    meta = json.loads((folder / "meta.json").read_text())
-    if (meta.get("engine_kwargs", {}).get("data_parallel_size") or 1) > 1:
-        sys.exit(f"{folder}: several data-parallel engines; this reads one")
+def compare(folder: Path) -> None:
+    """Print both tables for the run in ``folder`` (module doc)."""
+    run = load_run(folder)
+    if (run.engine.get("data_parallel_size") or 1) > 1:
+        sys.exit(
+            f"{folder}: {run.engine['data_parallel_size']} data-parallel engines "
+            "share the run's timestamps, which this script cannot split; give a "
+            "run of one engine (docs/validation.md describes the MoE run's steps)"
+        )
     log = StepLog()
     result = validate_run(folder, sets=["fast_forward=false"], observers=[log])
     scheduler = result.config.replica_scheduler
@@ -89,14 +96,9 @@ def main() -> None:
         graph_tokens = min(
             2 * scheduler.max_num_seqs, 512, scheduler.max_num_batched_tokens
         )
-    real = [
-        json.loads(line)
-        for line in (folder / "requests.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    start = min(r["queued_ts"] for r in real)
-    first = np.array([r["first_token_ts"] - start for r in real])
-    last = np.array([r["last_token_ts"] - start for r in real])
+    start = float(run.queued_ts.min())
+    first = run.first_token_ts - start
+    last = run.last_token_ts - start
     steps = sorted(log.steps)
     starts = [s[0] for s in steps]
 
@@ -114,11 +116,7 @@ def main() -> None:
         ]
 
     # 1. decode steps
-    stamps = sorted(
-        r[key] - start
-        for r in real
-        for key in ("queued_ts", "first_token_ts", "last_token_ts")
-    )
+    stamps = np.sort(np.concatenate([run.queued_ts - start, first, last]))
     pairs = []
     for a, b in itertools.pairwise(stamps):
         gap = (b - a) * 1e3
@@ -132,9 +130,8 @@ def main() -> None:
     print(f"{folder.name}: decode steps, vLLM (gap between timestamps) against")
     print("simulated steps of as many requests within 0.5 s")
     print("  batch   steps   vLLM ms   sim ms   diff ms")
-    sizes = np.array([p[1] for p in pairs])
     for lo, hi in ((1, 32), (32, 64), (64, 96), (96, 128), (128, 129)):
-        chosen = [p for p, n in zip(pairs, sizes, strict=True) if lo <= n < hi]
+        chosen = [p for p in pairs if lo <= p[1] < hi]
         if chosen:
             real_ms = np.mean([p[2] for p in chosen])
             sim_ms = np.mean([p[3] for p in chosen])
@@ -142,32 +139,37 @@ def main() -> None:
                 f"  {lo:>3}-{hi - 1:<3} {len(chosen):6d}  {real_ms:8.1f}  "
                 f"{sim_ms:7.1f}  {real_ms - sim_ms:+8.2f}"
             )
+    if not pairs:
+        print("  none found")
+        return
 
     # 2. prefill steps
-    if not pairs:
-        return
     by_size = sorted((p[1], p[2]) for p in pairs)
     size_axis = np.array([s for s, _ in by_size], dtype=float)
     gap_axis = np.array([g for _, g in by_size])
+    holding: dict[int, list] = {}
+    for step in steps:
+        for request_id, _ in step[4]:
+            holding.setdefault(request_id, []).append(step)
     rows = []
-    for request_id, r in enumerate(real):
-        if r["scheduled_ts"] - r["queued_ts"] > 1e-3:
-            continue
-        held = [s for s in steps if any(rid == request_id for rid, _ in s[4])]
+    for i, number in enumerate(run.request_numbers):
+        if not run.scheduled_ts[i] - run.queued_ts[i] <= 1e-3:
+            continue  # queued, or scheduled_ts not recorded
+        held = holding.get(int(number), [])
         if len(held) != 1 or len(held[0][4]) != 1:
             continue
         begin, end, decodes, tokens, _ = held[0]
-        ttft = (r["first_token_ts"] - r["queued_ts"]) * 1e3
+        ttft = (run.first_token_ts[i] - run.queued_ts[i]) * 1e3
         before = float(np.interp(decodes, size_axis, gap_axis))
         rows.append((tokens - decodes, ttft - before, (end - begin) * 1e3, tokens))
-    if not rows:
-        return
     print()
     print("prefill steps alone beside decodes: vLLM (TTFT less the decode step")
     print("before it) against simulated")
     print("  chunk tokens   steps   vLLM ms   sim ms   diff ms (median, IQR)")
+    if not rows:
+        print("  none found")
+        return
     table = np.array(rows)
-    eager = table[table[:, 3] > graph_tokens]
     for lo, hi in ((1, 512), (512, 1024), (1024, 2049)):
         chosen = table[(table[:, 0] >= lo) & (table[:, 0] < hi)]
         if len(chosen):
@@ -178,14 +180,31 @@ def main() -> None:
                 f"  {lo:>5}-{hi - 1:<5} {len(chosen):7d}  {real_ms:8.1f}"
                 f"  {sim_ms:7.1f}  {q2:+7.2f} ({q1:+.1f} to {q3:+.1f})"
             )
-
-    if len(eager):
-        extra = float(np.median(eager[:, 1] - eager[:, 2]))
+    eager = table[table[:, 3] > graph_tokens]
+    print()
+    if len(eager) < MIN_EAGER_STEPS:
         print(
-            f"\n{len(eager)} of these steps hold more than {graph_tokens} tokens (no "
-            f"CUDA graph); vLLM's exceed the simulated by {extra:.1f} ms (median):\n"
-            f"  --set engine.eager_step_overhead_ms={extra:.1f}"
+            f"{len(eager)} of these steps hold more than {graph_tokens} tokens (no "
+            f"CUDA graph): fewer than {MIN_EAGER_STEPS}, too few to measure "
+            "engine.eager_step_overhead_ms"
         )
+        return
+    extra = float(np.median(eager[:, 1] - eager[:, 2]))
+    print(
+        f"{len(eager)} of these steps hold more than {graph_tokens} tokens (no CUDA "
+        f"graph); vLLM's exceed the simulated by {extra:.1f} ms (median)"
+    )
+    if extra > 0:
+        print(f"  --set engine.eager_step_overhead_ms={extra:.1f}")
+    else:
+        print("  vLLM's are not longer: no eager-step overhead to set")
+
+
+def main() -> None:
+    try:
+        compare(run_folder())
+    except FrontierError as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":

@@ -266,3 +266,23 @@ def test_lockstep_runs_account_every_request_and_keep_members_in_step(data):
     assert ran == steps * size
     # dummy steps run past the last completion, and count in the span
     assert all(r["utilisation"] <= 1 + 1e-9 for r in result.summary["replicas"])
+
+
+def test_padding_never_exceeds_the_cuda_graph_limit(tmp_path):
+    """Steps without a CUDA graph are not padded, whatever the padding limit."""
+    data = tiny_config(
+        REQUESTS,
+        model={"name": "Qwen/Qwen3-30B-A3B"},
+        parallel={
+            "num_replicas": 2,
+            "expert_parallel_size": 2,
+            "lockstep_padding_max_tokens": 512,
+        },
+        engine={"cuda_graph_max_tokens": 0},  # enforce_eager
+    )
+    simulation, result = simulate(data, tmp_path)
+    assert simulation.lockstep_padding_max_tokens == 0
+    assert result.summary["engine"] == {
+        "cuda_graph_max_tokens": 0,
+        "eager_step_overhead_ms": 0.0,
+    }

@@ -9,7 +9,7 @@ import attrs
 import numpy as np
 import pytest
 import typer
-from frontier.errors import InputError
+from frontier.errors import ConfigError, InputError
 from frontier.hookspecs import hookimpl
 from frontier.validation import (
     build_config_data,
@@ -78,6 +78,7 @@ def data_root(tmp_path: Path) -> Path:
     run.mkdir(parents=True)
     meta = {
         "model": MODEL,
+        "vllm_version": "0.11.0",  # before asynchronous scheduling by default
         "dataset_path": "workloads/tiny.jsonl",
         "engine_kwargs": ENGINE,
     }
@@ -138,7 +139,7 @@ def test_engine_settings_map_onto_the_config(data_root):
         "max_num_seqs": 8,
         "max_num_batched_tokens": 64,
         "enable_chunked_prefill": True,
-        # The run's meta.json names no vLLM version: synchronous scheduling.
+        # vLLM 0.11 scheduled synchronously by default.
         "async_scheduling": False,
     }
     assert data["cache"] == {
@@ -262,3 +263,63 @@ def test_command_prints_the_table_and_writes_the_files(data_root, tmp_path):
     assert (out / "simulation" / "system_metrics.json").is_file()
     pairs = (out / "requests.csv").read_text("utf-8").splitlines()
     assert len(pairs) == 4  # header + three requests
+
+
+def _rewrite_requests(root, change):
+    """Apply ``change`` to the run's list of request records and write it back."""
+    path = run_dir(root) / "requests.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(r) + "\n" for r in change(records)))
+
+
+def test_a_missing_request_leaves_the_others_paired_by_id(data_root):
+    """Without bench-1, bench-2 is still compared with workload line 2."""
+    _rewrite_requests(
+        data_root, lambda rs: [r for r in rs if r["request_id"] != "bench-1"]
+    )
+    result = validate_run(run_dir(data_root))
+    assert result.run.request_numbers.tolist() == [0, 2]
+    # vLLM's TTFT of bench-2 is 0.01 x 3 s = 30 ms (fixture)
+    assert result.real["ttft"].tolist() == pytest.approx([10.0, 30.0])
+    assert result.comparison["ttft"].count == 2
+
+
+def test_a_request_past_the_workload_is_refused(data_root):
+    """bench-7 of a 3-line workload names the line and the workload's length."""
+    _rewrite_requests(
+        data_root,
+        lambda rs: [
+            {**r, "request_id": "bench-7"} if r["request_id"] == "bench-2" else r
+            for r in rs
+        ],
+    )
+    with pytest.raises(InputError, match=r"names workload line 7, but .* has 3"):
+        validate_run(run_dir(data_root))
+
+
+def test_token_counts_that_disagree_with_the_workload_are_refused(data_root):
+    """An output_toks of 5 where the workload line says 4 is refused."""
+    _rewrite_requests(
+        data_root,
+        lambda rs: [
+            {**r, "output_toks": 5} if r["request_id"] == "bench-1" else r for r in rs
+        ],
+    )
+    with pytest.raises(InputError, match="field output_toks: 5, but workload line 1"):
+        validate_run(run_dir(data_root))
+
+
+def test_a_malformed_dataset_hash_is_refused(data_root):
+    """A dataset_hash that is no SHA-256 digest is not silently skipped."""
+    meta_path = run_dir(data_root) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "dataset_hash": "deadbeef"}))
+    run = load_run(run_dir(data_root))
+    with pytest.raises(InputError, match="'deadbeef' is not a SHA-256 digest"):
+        locate_inputs(run)
+
+
+def test_a_shortened_workload_is_refused_after_the_run(data_root):
+    """--set workload.num_requests=1 leaves two requests of the run unsimulated."""
+    with pytest.raises(ConfigError, match="2 of the run's 3 requests did not complete"):
+        validate_run(run_dir(data_root), sets=["workload.num_requests=1"])

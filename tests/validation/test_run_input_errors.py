@@ -55,7 +55,7 @@ def test_first_token_before_queueing_is_refused(tmp_path):
 def test_a_request_recorded_twice_is_refused(tmp_path):
     """Two lines for bench-0 are refused instead of counted twice."""
     folder = make_run(tmp_path / "run", [request(0), request(0), request(1)])
-    with pytest.raises(InputError, match="request number 0 appears more than once"):
+    with pytest.raises(InputError, match="line 2: request id 'bench-0' names workload"):
         load_run(folder)
 
 
@@ -96,3 +96,107 @@ def test_a_file_is_not_a_run_folder(tmp_path):
     path.write_text("")
     with pytest.raises(InputError, match="is a file; give the run's folder"):
         load_run(path)
+
+
+def _with_meta(folder, **fields):
+    """Rewrite ``meta.json`` with ``fields`` added at its top level."""
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps({**meta, **fields}))
+    return folder
+
+
+def test_scheduled_outside_queued_and_first_token_is_refused(tmp_path):
+    """scheduled_ts before queued_ts names the line and both timestamps."""
+    record = {**request(0), "scheduled_ts": 0.5}  # queued at 1.0
+    folder = make_run(tmp_path / "run", [record])
+    with pytest.raises(InputError, match=r"line 1: scheduled_ts 0\.5 is not between"):
+        load_run(folder)
+
+
+def test_another_schema_is_refused(tmp_path):
+    """A meta.json of schema 2 is not read as schema 1."""
+    folder = _with_meta(make_run(tmp_path / "run", [request(0)]), schema_version=2)
+    with pytest.raises(InputError, match="schema_version 2; this reader knows"):
+        load_run(folder)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "enforce_eager",
+        "enable_prefix_caching",
+        "enable_chunked_prefill",
+        "enable_expert_parallel",
+    ],
+)
+def test_a_flag_given_as_a_string_is_refused(tmp_path, key):
+    """The string "false" is not read as true: flags must be JSON booleans."""
+    folder = make_run(tmp_path / "run", [request(0)], **{key: "false"})
+    with pytest.raises(InputError, match=rf"engine_kwargs\.{key}: 'false' is not"):
+        build_config_data(load_run(folder), None)
+
+
+@pytest.mark.parametrize(("value", "reason"), [("high", "not a number"), (0, "not in")])
+def test_a_bad_memory_fraction_is_refused(tmp_path, value, reason):
+    """gpu_memory_utilization must be a number in (0, 1]."""
+    folder = make_run(tmp_path / "run", [request(0)], gpu_memory_utilization=value)
+    with pytest.raises(InputError, match=reason):
+        build_config_data(load_run(folder), None)
+
+
+def test_a_null_batch_limit_is_refused(tmp_path):
+    """max_num_seqs = null would take a default vLLM may not have used."""
+    folder = make_run(tmp_path / "run", [request(0)], max_num_seqs=None)
+    with pytest.raises(InputError, match=r"engine_kwargs\.max_num_seqs is null"):
+        build_config_data(load_run(folder), None)
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        ("banana", "is not a version like"),
+        ("0.6.3", "the replay models vLLM's v1 engine"),
+        (None, "neither engine_kwargs.async_scheduling nor vllm_version"),
+    ],
+)
+def test_an_unusable_vllm_version_is_refused(tmp_path, version, message):
+    """The async-scheduling default needs a readable v1 version."""
+    from frontier.validation.replay import _async_scheduling
+
+    folder = make_run(tmp_path / "run", [request(0)])
+    if version is not None:
+        _with_meta(folder, vllm_version=version)
+    run = load_run(folder)
+    with pytest.raises(InputError, match=message):
+        _async_scheduling(run.engine, run)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, None),  # vLLM's default limit
+        ({"enforce_eager": True}, 0),
+        ({"max_cudagraph_capture_size": 128}, 128),
+        ({"cuda_graph_sizes": [1, 2, 4]}, 4),
+        ({"compilation_config": {"cudagraph_mode": "NONE"}}, 0),
+        ({"compilation_config": {"cudagraph_capture_sizes": [8, 64]}}, 64),
+    ],
+)
+def test_cuda_graph_settings_set_the_graph_limit(tmp_path, kwargs, expected):
+    """Every way a run can bound its CUDA graphs reaches the engine section."""
+    from frontier.validation.replay import _cuda_graph_max_tokens
+
+    run = load_run(make_run(tmp_path / "run", [request(0)], **kwargs))
+    assert _cuda_graph_max_tokens(run.engine, run) == expected
+
+
+def test_an_unknown_cuda_graph_mode_is_refused(tmp_path):
+    """A cudagraph_mode vLLM does not have is named."""
+    from frontier.validation.replay import _cuda_graph_max_tokens
+
+    compilation = {"cudagraph_mode": "SOMETIMES"}
+    run = load_run(
+        make_run(tmp_path / "run", [request(0)], compilation_config=compilation)
+    )
+    with pytest.raises(InputError, match="cudagraph_mode: 'SOMETIMES' is not one"):
+        _cuda_graph_max_tokens(run.engine, run)

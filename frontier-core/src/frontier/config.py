@@ -205,7 +205,7 @@ class ParallelConfig:
             largest token count when every member's count is at most this (vLLM
             pads when the step runs as CUDA graphs, up to
             ``max_cudagraph_capture_size``); 0 turns padding off. Unset:
-            ``engine.cuda_graph_max_tokens``.
+            ``engine.cuda_graph_max_tokens``, which also bounds it.
     """
 
     tensor_parallel_size: int = attrs.field(default=1, validator=positive)

@@ -151,7 +151,10 @@ class Simulation:
             graph_tokens = min(2 * max_seqs, 512, max_tokens)
         self.cuda_graph_max_tokens = graph_tokens
         padding = config.parallel.lockstep_padding_max_tokens
-        self.lockstep_padding_max_tokens = graph_tokens if padding is None else padding
+        # vLLM pads only steps that run as CUDA graphs.
+        self.lockstep_padding_max_tokens = (
+            graph_tokens if padding is None else min(padding, graph_tokens)
+        )
         self.memory_plan: MemoryPlan = plan_memory(
             self.model,
             self.device,
@@ -565,6 +568,10 @@ class Simulation:
                 self.replicas and self.replicas[0].block_manager.enable_prefix_caching
             ),
             **totals,
+        }
+        summary["engine"] = {
+            "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
+            "eager_step_overhead_ms": config.engine.eager_step_overhead_ms,
         }
         summary["memory"] = self.memory_plan.as_dict()
         summary["scheduler"] = (

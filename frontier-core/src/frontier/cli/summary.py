@@ -10,16 +10,18 @@ from frontier.simulation import RunResult
 __all__ = ["print_summary"]
 
 
+def _number(value: float | None, digits: int = 2) -> str:
+    """``value`` to ``digits`` decimals; "-" for ``None`` (a statistic that
+    overflowed, written as null in ``system_metrics.json``)."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def _row(table: Table, label: str, stats: dict) -> None:
     if not stats.get("count"):
         table.add_row(label, "-", "-", "-", "-")
         return
     table.add_row(
-        label,
-        f"{stats['mean']:.2f}",
-        f"{stats['p50']:.2f}",
-        f"{stats['p90']:.2f}",
-        f"{stats['p99']:.2f}",
+        label, *(_number(stats[key]) for key in ("mean", "p50", "p90", "p99"))
     )
 
 
@@ -53,10 +55,10 @@ def print_summary(console: Console, result: RunResult) -> None:
         f"preemptions: {summary['preemption']['total']}"
     )
     console.print(
-        f"throughput: {throughput['request_throughput_per_s']:.2f} req/s, "
-        f"{throughput['output_token_throughput_per_s']:.1f} output tok/s, "
-        f"{throughput['total_token_throughput_per_s']:.1f} total tok/s over "
-        f"{throughput['duration_s']:.2f} s simulated"
+        f"throughput: {_number(throughput['request_throughput_per_s'])} req/s, "
+        f"{_number(throughput['output_token_throughput_per_s'], 1)} output tok/s, "
+        f"{_number(throughput['total_token_throughput_per_s'], 1)} total tok/s over "
+        f"{_number(throughput['duration_s'])} s simulated"
     )
     where = f" -> {result.output_dir}" if result.output_dir else ""
     console.print(f"simulated in {result.wall_time_s:.2f} s wall{where}")

@@ -10,7 +10,13 @@ TPOT and latency request by request (``frontier validate RUN_DIR``).
 
 from frontier.validation.compare import Comparison, MetricComparison, ks_statistic
 from frontier.validation.replay import build_config_data, validate_run
-from frontier.validation.runs import RealRun, RunInputs, load_run, locate_inputs
+from frontier.validation.runs import (
+    RealRun,
+    RunInputs,
+    check_workload,
+    load_run,
+    locate_inputs,
+)
 
 __all__ = [
     "Comparison",
@@ -18,6 +24,7 @@ __all__ = [
     "RealRun",
     "RunInputs",
     "build_config_data",
+    "check_workload",
     "ks_statistic",
     "load_run",
     "locate_inputs",

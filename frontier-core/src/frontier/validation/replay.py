@@ -29,6 +29,7 @@ apply last.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,13 +40,19 @@ import numpy as np
 
 from frontier.config import Config
 from frontier.config_build import apply_overrides, build_config, parse_override
-from frontier.errors import InputError
+from frontier.errors import ConfigError, InputError
 from frontier.hookspecs import hookimpl
 from frontier.plugins import load_plugins
 from frontier.request import Request
 from frontier.simulation import Simulation
 from frontier.validation.compare import Comparison, compare
-from frontier.validation.runs import RealRun, RunInputs, load_run, locate_inputs
+from frontier.validation.runs import (
+    RealRun,
+    RunInputs,
+    check_workload,
+    load_run,
+    locate_inputs,
+)
 
 __all__ = ["ValidationResult", "build_config_data", "validate_run"]
 
@@ -54,6 +61,15 @@ _DTYPES = {"half": "float16", "float": "float32", "bf16": "bfloat16", "fp16": "f
 
 _UNMODELLED = ("quantization", "speculative_config", "kv_transfer_config")
 """Engine kwargs that change the deployment in ways the replay does not model."""
+
+_CUDAGRAPH_MODES = (
+    "NONE",
+    "PIECEWISE",
+    "FULL",
+    "FULL_DECODE_ONLY",
+    "FULL_AND_PIECEWISE",
+)
+"""vLLM's ``CUDAGraphMode`` names; all but NONE capture steps up to the limit."""
 
 
 def _whole(engine: dict[str, Any], key: str, run: RealRun, default: Any = None) -> Any:
@@ -67,6 +83,87 @@ def _whole(engine: dict[str, Any], key: str, run: RealRun, default: Any = None) 
             "positive integer"
         )
     return value
+
+
+def _flag(
+    engine: dict[str, Any], key: str, run: RealRun, default: bool | None
+) -> bool | None:
+    """``engine[key]`` as a boolean, ``default`` when absent or null."""
+    value = engine.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise InputError(
+            f"{run.folder / 'meta.json'}, engine_kwargs.{key}: {value!r} is not "
+            "true or false"
+        )
+    return value
+
+
+def _cuda_graph_max_tokens(engine: dict[str, Any], run: RealRun) -> int | None:
+    """The most tokens of a step the run's engine captured as a CUDA graph, from
+    ``enforce_eager``, ``max_cudagraph_capture_size``, ``cuda_graph_sizes`` or
+    ``compilation_config`` (``cudagraph_mode``, ``max_cudagraph_capture_size``,
+    ``cudagraph_capture_sizes``); ``None`` for vLLM's default."""
+    where = f"{run.folder / 'meta.json'}, engine_kwargs"
+    if _flag(engine, "enforce_eager", run, False):
+        return 0
+    compilation = engine.get("compilation_config") or {}
+    if not isinstance(compilation, dict):
+        raise InputError(
+            f"{where}.compilation_config: {compilation!r} is not a table; the "
+            "replay reads its cudagraph_mode and capture sizes"
+        )
+    mode = compilation.get("cudagraph_mode")
+    if mode is not None:
+        if not isinstance(mode, str) or mode.upper() not in _CUDAGRAPH_MODES:
+            raise InputError(
+                f"{where}.compilation_config.cudagraph_mode: {mode!r} is not one "
+                f"of {', '.join(_CUDAGRAPH_MODES)}"
+            )
+        if mode.upper() == "NONE":
+            return 0
+    largest = None
+    for key, value in (
+        ("max_cudagraph_capture_size", engine.get("max_cudagraph_capture_size")),
+        ("cuda_graph_sizes", engine.get("cuda_graph_sizes")),
+        (
+            "compilation_config.max_cudagraph_capture_size",
+            compilation.get("max_cudagraph_capture_size"),
+        ),
+        (
+            "compilation_config.cudagraph_capture_sizes",
+            compilation.get("cudagraph_capture_sizes"),
+        ),
+    ):
+        if value is None:
+            continue
+        sizes = value if isinstance(value, list) else [value]
+        if not sizes or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in sizes
+        ):
+            raise InputError(
+                f"{where}.{key}: {value!r} is not a token count or a list of them"
+            )
+        largest = max(sizes) if largest is None else min(largest, max(sizes))
+    return largest
+
+
+def _memory_fraction(engine: dict[str, Any], run: RealRun) -> float:
+    value = engine.get("gpu_memory_utilization")
+    if value is None:
+        return 0.9
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputError(
+            f"{run.folder / 'meta.json'}, engine_kwargs.gpu_memory_utilization: "
+            f"{value!r} is not a number"
+        )
+    if not 0 < value <= 1:
+        raise InputError(
+            f"{run.folder / 'meta.json'}, engine_kwargs.gpu_memory_utilization: "
+            f"{value!r} is not in (0, 1]"
+        )
+    return float(value)
 
 
 def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
@@ -90,11 +187,49 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
     pp = _whole(engine, "pipeline_parallel_size", run, 1)
     max_num_seqs = _whole(engine, "max_num_seqs", run)
     max_num_batched_tokens = _whole(engine, "max_num_batched_tokens", run)
-    if tp is None or dp is None:
-        raise InputError(
-            f"{run.folder / 'meta.json'}: engine_kwargs needs tensor_parallel_size "
-            "and data_parallel_size"
+    unset = [
+        key
+        for key, value in (
+            ("tensor_parallel_size", tp),
+            ("data_parallel_size", dp),
+            ("max_num_seqs", max_num_seqs),
+            ("max_num_batched_tokens", max_num_batched_tokens),
         )
+        if value is None
+    ]
+    if unset:
+        raise InputError(
+            f"{run.folder / 'meta.json'}: engine_kwargs.{', '.join(unset)} is null; "
+            "vLLM then picks a default that depends on its version, GPU and entry "
+            "point, so the replay needs the value the run used"
+        )
+    cache: dict[str, Any] = {
+        "block_size": _whole(engine, "block_size", run, 16),
+        "gpu_memory_utilization": _memory_fraction(engine, run),
+        "enable_prefix_caching": _flag(engine, "enable_prefix_caching", run, True),
+    }
+    pinned = _whole(engine, "num_gpu_blocks_override", run)
+    if pinned is not None:
+        cache["num_gpu_blocks"] = pinned
+    parallel: dict[str, Any] = {"tensor_parallel_size": tp, "num_replicas": dp}
+    if pp != 1:
+        parallel["pipeline_parallel_size"] = pp
+    if _flag(engine, "enable_expert_parallel", run, False):
+        parallel["expert_parallel_size"] = tp * dp
+    router = {"type": "least_loaded" if dp > 1 else "round_robin"}
+    engine_section: dict[str, Any] = {}
+    graph_tokens = _cuda_graph_max_tokens(engine, run)
+    if graph_tokens is not None:
+        engine_section["cuda_graph_max_tokens"] = graph_tokens
+    replica_scheduler = {
+        "type": "vllm_v1",
+        "max_num_seqs": max_num_seqs,
+        "max_num_batched_tokens": max_num_batched_tokens,
+        "enable_chunked_prefill": _flag(engine, "enable_chunked_prefill", run, True),
+        "async_scheduling": _async_scheduling(engine, run),
+    }
+    seed = _seed(engine, run)
+    # Every engine setting is checked above; the inputs' paths follow.
     dtype = str(engine.get("dtype") or "auto")
     kv_dtype = str(engine.get("kv_cache_dtype") or "auto")
     model: dict[str, Any] = {
@@ -106,61 +241,69 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
     max_model_len = _whole(engine, "max_model_len", run)
     if max_model_len is not None:
         model["max_model_len"] = max_model_len
-    cache: dict[str, Any] = {
-        "block_size": _whole(engine, "block_size", run, 16),
-        "gpu_memory_utilization": float(engine.get("gpu_memory_utilization") or 0.9),
-        "enable_prefix_caching": bool(engine.get("enable_prefix_caching", True)),
-    }
-    pinned = _whole(engine, "num_gpu_blocks_override", run)
-    if pinned is not None:
-        cache["num_gpu_blocks"] = pinned
-    predictor: dict[str, Any] = {"type": "vllm_profile", "path": str(inputs.profile)}
-    parallel: dict[str, Any] = {"tensor_parallel_size": tp, "num_replicas": dp}
-    if pp != 1:
-        parallel["pipeline_parallel_size"] = pp
-    if engine.get("enable_expert_parallel"):
-        parallel["expert_parallel_size"] = tp * dp
-    router = {"type": "least_loaded" if dp > 1 else "round_robin"}
-    engine_section: dict[str, Any] = {}
-    if engine.get("enforce_eager"):
-        engine_section["cuda_graph_max_tokens"] = 0
     return {
-        "seed": _seed(engine, run),
+        "seed": seed,
         "model": model,
         "device": {"name": inputs.device},
         "parallel": parallel,
         "cache": cache,
         "engine": engine_section,
         "cluster_scheduler": router,
-        "replica_scheduler": {
-            "type": "vllm_v1",
-            "max_num_seqs": max_num_seqs,
-            "max_num_batched_tokens": max_num_batched_tokens,
-            "enable_chunked_prefill": bool(engine.get("enable_chunked_prefill", True)),
-            "async_scheduling": _async_scheduling(engine, run),
-        },
-        "predictor": predictor,
+        "replica_scheduler": replica_scheduler,
+        "predictor": {"type": "vllm_profile", "path": str(inputs.profile)},
         "workload": {
             "type": "vllm_jsonl",
             "path": str(inputs.workload),
-            "num_requests": run.num_requests,
+            # every line up to the last the run served (a line it lacks is
+            # simulated, as its client sent it, but not compared)
+            "num_requests": int(run.request_numbers[-1]) + 1,
         },
         "metrics": {"progress": False},
     }
 
 
+def _vllm_version(run: RealRun) -> tuple[int, int] | None:
+    """``(major, minor)`` of ``meta["vllm_version"]``; ``None`` when absent.
+
+    Raises:
+        InputError: The version is not ``<major>.<minor>...``, or older than 0.8,
+            whose default engine (v0) the replay's ``vllm_v1`` does not model.
+    """
+    version = run.meta.get("vllm_version")
+    if version is None:
+        return None
+    match = re.match(r"v?(\d+)\.(\d+)", str(version))
+    where = f"{run.folder / 'meta.json'}, vllm_version"
+    if match is None:
+        raise InputError(f"{where}: {version!r} is not a version like 0.19.0")
+    parts = (int(match.group(1)), int(match.group(2)))
+    if parts < (0, 8):
+        raise InputError(
+            f"{where}: {version!r}; the replay models vLLM's v1 engine, the default "
+            "from 0.8 on"
+        )
+    return parts
+
+
 def _async_scheduling(engine: dict[str, Any], run: RealRun) -> bool:
     """The run's ``async_scheduling``: as set, else vLLM's default for its version
-    (on from v0.12, the release after the plan of vLLM issue 27679 landed)."""
-    value = engine.get("async_scheduling")
+    (on from v0.12, the release after the plan of vLLM issue 27679 landed).
+
+    Raises:
+        InputError: Neither the setting nor the version is recorded, or either
+            is malformed.
+    """
+    value = _flag(engine, "async_scheduling", run, None)
+    version = _vllm_version(run)
     if value is not None:
-        return bool(value)
-    version = str(run.meta.get("vllm_version", ""))
-    parts = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits) if digits else 0)
-    return tuple(parts) >= (0, 12)
+        return value
+    if version is None:
+        raise InputError(
+            f"{run.folder / 'meta.json'}: neither engine_kwargs.async_scheduling "
+            "nor vllm_version is recorded; vLLM's default changed in 0.12, so the "
+            "replay needs one of them"
+        )
+    return version >= (0, 12)
 
 
 def _seed(engine: dict[str, Any], run: RealRun) -> int:
@@ -261,6 +404,7 @@ def validate_run(
     """
     run = load_run(run_dir)
     inputs = locate_inputs(run, profiles)
+    check_workload(run, inputs.workload)
     recorder = _RequestRecorder()
     extra = [("frontier-validation", recorder)]
     extra += [("frontier-validation", observer) for observer in observers]
@@ -276,7 +420,19 @@ def validate_run(
     wall = time.perf_counter() - started
 
     real = {"ttft": run.ttft_ms, "tpot": run.tpot_ms, "latency": run.latency_ms}
-    simulated = recorder.metrics(run.num_requests)
+    numbers = run.request_numbers
+    simulated = {
+        name: values[numbers]
+        for name, values in recorder.metrics(int(numbers[-1]) + 1).items()
+    }
+    missing = int(np.isnan(simulated["latency"]).sum())
+    if missing:
+        raise ConfigError(
+            f"validation of {run.folder}: {missing} of the run's {run.num_requests} "
+            "requests did not complete in the simulation (a --set override that "
+            "changes the workload, its length limits or the KV cache?); the "
+            "comparison needs every one"
+        )
     return ValidationResult(
         run=run,
         inputs=inputs,

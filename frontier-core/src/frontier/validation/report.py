@@ -94,8 +94,9 @@ def _comparison_data(result: ValidationResult) -> dict[str, Any]:
                 "device": inputs.device,
             },
             "metrics": {m.name: m.as_dict() for m in result.comparison.metrics},
+            # no wall time: the file is byte-identical across replays
             "simulation": {
-                "wall_time_s": result.wall_time_s,
+                "engine": result.summary.get("engine"),
                 "memory": result.summary.get("memory"),
                 "prefix_cache": result.summary.get("prefix_cache"),
                 "predictor": result.summary.get("predictor"),

@@ -33,7 +33,14 @@ import numpy as np
 from frontier.devices import load_device
 from frontier.errors import ConfigError, InputError
 
-__all__ = ["RealRun", "RunInputs", "load_run", "locate_inputs", "profile_variant"]
+__all__ = [
+    "RealRun",
+    "RunInputs",
+    "check_workload",
+    "load_run",
+    "locate_inputs",
+    "profile_variant",
+]
 
 _ENGINE_KEYS = (
     "tensor_parallel_size",
@@ -64,6 +71,12 @@ class RealRun:
         meta: The content of ``meta.json``.
         engine: ``meta["engine_kwargs"]``.
         model: Hub id of the model served.
+        request_numbers: Workload line (from 0) of each request, ascending.
+        line_numbers: Line of ``requests.jsonl`` each request was read from.
+        queued_ts: Engine-clock timestamps of each request, seconds: queued;
+        scheduled_ts: first scheduled (NaN where not recorded);
+        first_token_ts: first token out;
+        last_token_ts: last token out.
         input_tokens: Prompt length of each request, in workload order.
         output_tokens: Output length of each request.
         ttft_ms: Measured time to first token of each request.
@@ -75,6 +88,12 @@ class RealRun:
     meta: dict[str, Any]
     engine: dict[str, Any]
     model: str
+    request_numbers: np.ndarray
+    line_numbers: np.ndarray
+    queued_ts: np.ndarray
+    scheduled_ts: np.ndarray
+    first_token_ts: np.ndarray
+    last_token_ts: np.ndarray
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     ttft_ms: np.ndarray
@@ -129,12 +148,14 @@ def _field(record: dict[str, Any], name: str, where: str) -> float:
 def load_run(folder: str | Path) -> RealRun:
     """Read a run folder's ``meta.json`` and ``requests.jsonl``.
 
-    Requests are put in workload order: by the number that ends their
+    Each request is paired with a workload line: the number that ends its
     ``request_id`` (``bench-17`` is the 18th line of the workload) when every id
-    has one, else in file order.
+    has one, else its position in the file; requests are put in that order.
 
     Raises:
-        InputError: A file is missing, or a line lacks a field or is not JSON.
+        InputError: A file is missing, a line lacks a field or is not JSON, the
+            timestamps of a request are out of order, two requests claim one
+            workload line, or ``meta.json`` is of another schema.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -156,6 +177,12 @@ def load_run(folder: str | Path) -> RealRun:
     model = engine.get("model") or meta.get("model")
     if not isinstance(model, str):
         raise InputError(f"{folder / 'meta.json'}: no model name")
+    schema = meta.get("schema_version", 1)
+    if schema != 1:
+        raise InputError(
+            f"{folder / 'meta.json'}: schema_version {schema!r}; this reader knows "
+            "schema 1 only"
+        )
 
     path = folder / "requests.jsonl"
     records = []
@@ -185,21 +212,37 @@ def load_run(folder: str | Path) -> RealRun:
                 f"first_token_ts {first_ts}, last_token_ts {last_ts}); a request is "
                 "queued before its first token and that comes before its last"
             )
-        match = _ORDER.search(str(record.get("request_id", "")))
-        records.append((int(match.group(1)) if match else None, row))
+        scheduled_ts = math.nan
+        if record.get("scheduled_ts") is not None:
+            scheduled_ts = _field(record, "scheduled_ts", where)
+            if not queued_ts <= scheduled_ts <= first_ts:
+                raise InputError(
+                    f"{where}: scheduled_ts {scheduled_ts} is not between queued_ts "
+                    f"{queued_ts} and first_token_ts {first_ts}"
+                )
+        row.append(scheduled_ts)
+        request_id = str(record.get("request_id", ""))
+        match = _ORDER.search(request_id)
+        records.append(
+            (int(match.group(1)) if match else None, row, line_number, request_id)
+        )
     if not records:
         raise InputError(f"{path}: no requests")
-    if all(order is not None for order, _ in records):
-        orders = [order for order, _ in records]
-        if len(set(orders)) != len(orders):
-            repeated = next(o for o in orders if orders.count(o) > 1)
-            raise InputError(
-                f"{path}: request number {repeated} appears more than once; each "
-                "request of the run is recorded once"
-            )
+    if all(order is not None for order, *_ in records):
+        first_seen: dict[int, str] = {}
+        for order, _, line_number, request_id in records:
+            if order in first_seen:
+                raise InputError(
+                    f"{path}, line {line_number}: request id {request_id!r} names "
+                    f"workload line {order}, as {first_seen[order]!r} does; each "
+                    "request of the run is recorded once"
+                )
+            first_seen[order] = request_id
         records.sort(key=lambda item: item[0])
-    data = np.array([row for _, row in records])
-    inputs, outputs, queued, first, last = data.T
+    else:
+        records = [(position, *rest) for position, (_, *rest) in enumerate(records)]
+    data = np.array([row for _, row, *_ in records])
+    inputs, outputs, queued, first, last, scheduled = data.T
     tpot = np.full(len(data), np.nan)
     several = outputs > 1
     tpot[several] = (last[several] - first[several]) / (outputs[several] - 1)
@@ -208,6 +251,12 @@ def load_run(folder: str | Path) -> RealRun:
         meta=meta,
         engine=engine,
         model=model,
+        request_numbers=np.array([order for order, *_ in records], dtype=int),
+        line_numbers=np.array([line for _, _, line, _ in records], dtype=int),
+        queued_ts=queued,
+        scheduled_ts=scheduled,
+        first_token_ts=first,
+        last_token_ts=last,
         input_tokens=inputs.astype(int),
         output_tokens=outputs.astype(int),
         ttft_ms=(first - queued) * 1e3,
@@ -288,7 +337,15 @@ def locate_inputs(run: RealRun, profiles: str | Path | None = None) -> RunInputs
             f"{looked}. Pass --profiles with the profile folder."
         )
     expected = run.meta.get("dataset_hash")
-    if isinstance(expected, str) and len(expected) == 64:
+    if expected is not None and not (
+        isinstance(expected, str) and re.fullmatch(r"[0-9a-fA-F]{64}", expected)
+    ):
+        raise InputError(
+            f"{run.folder / 'meta.json'}, dataset_hash: {expected!r} is not a "
+            "SHA-256 digest (64 hexadecimal digits); remove it to skip the check"
+        )
+    if expected is not None:
+        expected = expected.lower()
         digest = hashlib.sha256((root / dataset).read_bytes()).hexdigest()
         if digest != expected:
             raise InputError(
@@ -303,3 +360,55 @@ def locate_inputs(run: RealRun, profiles: str | Path | None = None) -> RunInputs
         profile=profile,
         device=device,
     )
+
+
+def check_workload(run: RealRun, workload: Path) -> int:
+    """Check that every request of ``run`` is a line of ``workload`` with its
+    token counts; return the workload's number of lines.
+
+    Raises:
+        InputError: A request names a line past the workload's end, or its
+            ``input_toks`` or ``output_toks`` differ from that line's.
+    """
+    counts: list[tuple[Any, Any]] = []
+    try:
+        lines = workload.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{workload}: cannot be read: {error}") from None
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict):
+            record = {}
+        counts.append((record.get("input_toks"), record.get("output_toks")))
+    requests = run.folder / "requests.jsonl"
+    for number, line_number, inputs, outputs in zip(
+        run.request_numbers,
+        run.line_numbers,
+        run.input_tokens,
+        run.output_tokens,
+        strict=True,
+    ):
+        where = f"{requests}, line {line_number}"
+        if number >= len(counts):
+            raise InputError(
+                f"{where}: the request id names workload line {number}, but "
+                f"{workload} has {len(counts)} requests (lines 0 to {len(counts) - 1})"
+            )
+        for name, measured, planned in zip(
+            ("input_toks", "output_toks"),
+            (inputs, outputs),
+            counts[number],
+            strict=True,
+        ):
+            if planned != measured:
+                raise InputError(
+                    f"{where}, field {name}: {int(measured)}, but workload line "
+                    f"{number} of {workload} has {planned!r}; the run did not serve "
+                    "this workload, or its requests are paired with the wrong lines"
+                )
+    return len(counts)
