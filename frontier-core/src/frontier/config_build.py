@@ -209,7 +209,7 @@ def _describe_problem(error: BaseException, note: Any) -> str:
         return f"{value!r} is not allowed; use {allowed}"
     if attrs.has(expected_type) and isinstance(error, TypeError | AttributeError):
         return "expected a table of keys (a [section] in TOML)"
-    if isinstance(error, TypeError) and str(error).startswith("expected"):
+    if isinstance(error, TypeError | ValueError) and str(error).startswith("expected"):
         return str(error)
     return f"{error} (expected {_describe_type(expected_type)})"
 
