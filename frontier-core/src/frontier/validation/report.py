@@ -76,6 +76,14 @@ def print_comparison(console: Console, result: ValidationResult) -> None:
         f"{result.wall_time_s:.2f} s",
         highlight=False,
     )
+    engine = result.summary.get("engine", {})
+    console.print(
+        f"steps above {engine.get('cuda_graph_max_tokens')} tokens (no CUDA graph) "
+        f"add {engine.get('eager_step_overhead_ms', 0.0):g} ms "
+        "(engine.eager_step_overhead_ms; benchmarks/validation_steps.py measures "
+        "it from a run)",
+        highlight=False,
+    )
 
 
 def _comparison_data(result: ValidationResult) -> dict[str, Any]:
