@@ -323,3 +323,10 @@ def test_a_shortened_workload_is_refused_after_the_run(data_root):
     """--set workload.num_requests=1 leaves two requests of the run unsimulated."""
     with pytest.raises(ConfigError, match="2 of the run's 3 requests did not complete"):
         validate_run(run_dir(data_root), sets=["workload.num_requests=1"])
+
+
+def test_another_predictor_does_not_inherit_the_profile_path(data_root):
+    """--set predictor.type=roofline replays with the roofline, no stray path."""
+    result = validate_run(run_dir(data_root), sets=["predictor.type=roofline"])
+    assert result.summary["predictor"]["type"] == "roofline"
+    assert result.comparison["ttft"].count == 3

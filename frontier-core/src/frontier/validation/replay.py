@@ -410,7 +410,18 @@ def validate_run(
     extra += [("frontier-validation", observer) for observer in observers]
     plugins = load_plugins(extra=extra)
     data = build_config_data(run, inputs)
-    data = apply_overrides(data, [parse_override(text) for text in sets])
+    overrides = [parse_override(text) for text in sets]
+    replayed = data["predictor"]
+    data = apply_overrides(data, overrides)
+    replaced = any(keys == ["predictor"] for keys, _ in overrides)
+    if not replaced and data["predictor"].get("type") != replayed["type"]:
+        # Another predictor: the profile path was the replay's, not the user's.
+        chosen = {
+            keys[1] for keys, _ in overrides if keys[0] == "predictor" and keys[1:]
+        }
+        data["predictor"] = {
+            key: value for key, value in data["predictor"].items() if key in chosen
+        }
     config = build_config(
         data, plugins.registry.config_classes(), f"validation of {run.folder}"
     )
