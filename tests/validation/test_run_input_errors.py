@@ -6,7 +6,7 @@ import json
 
 import pytest
 from frontier.errors import InputError
-from frontier.validation.replay import build_config_data
+from frontier.validation.mapping import build_config_data
 from frontier.validation.runs import load_run
 
 ENGINE = {
@@ -80,7 +80,7 @@ def test_unmodelled_quantisation_is_refused(tmp_path):
 )
 def test_asynchronous_scheduling_follows_the_vllm_version(tmp_path, version, expected):
     """vLLM schedules asynchronously by default from 0.12: the replay does too."""
-    from frontier.validation.replay import _async_scheduling
+    from frontier.validation.mapping import _async_scheduling
 
     folder = make_run(tmp_path / "run", [request(0)])
     meta = json.loads((folder / "meta.json").read_text())
@@ -161,7 +161,7 @@ def test_a_null_batch_limit_is_refused(tmp_path):
 )
 def test_an_unusable_vllm_version_is_refused(tmp_path, version, message):
     """The async-scheduling default needs a readable v1 version."""
-    from frontier.validation.replay import _async_scheduling
+    from frontier.validation.mapping import _async_scheduling
 
     folder = make_run(tmp_path / "run", [request(0)])
     if version is not None:
@@ -184,7 +184,7 @@ def test_an_unusable_vllm_version_is_refused(tmp_path, version, message):
 )
 def test_cuda_graph_settings_set_the_graph_limit(tmp_path, kwargs, expected):
     """Every way a run can bound its CUDA graphs reaches the engine section."""
-    from frontier.validation.replay import _cuda_graph_max_tokens
+    from frontier.validation.mapping import _cuda_graph_max_tokens
 
     run = load_run(make_run(tmp_path / "run", [request(0)], **kwargs))
     assert _cuda_graph_max_tokens(run.engine, run) == expected
@@ -192,7 +192,7 @@ def test_cuda_graph_settings_set_the_graph_limit(tmp_path, kwargs, expected):
 
 def test_an_unknown_cuda_graph_mode_is_refused(tmp_path):
     """A cudagraph_mode vLLM does not have is named."""
-    from frontier.validation.replay import _cuda_graph_max_tokens
+    from frontier.validation.mapping import _cuda_graph_max_tokens
 
     compilation = {"cudagraph_mode": "SOMETIMES"}
     run = load_run(

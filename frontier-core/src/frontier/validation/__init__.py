@@ -9,7 +9,8 @@ TPOT and latency request by request (``frontier validate RUN_DIR``).
 """
 
 from frontier.validation.compare import Comparison, MetricComparison, ks_statistic
-from frontier.validation.replay import build_config_data, validate_run
+from frontier.validation.mapping import build_config_data
+from frontier.validation.replay import validate_run
 from frontier.validation.runs import (
     RealRun,
     RunInputs,
