@@ -141,8 +141,11 @@ class ExecutionModel:
             expert_s = self.expert_collectives_s(group_tokens)
         times = self.predictor.predict(batch)
         size = batch.num_tokens * self._activation_bytes_per_token
-        graph_tokens = max(group_tokens) if group_tokens else batch.num_tokens
-        eager = self.eager_step_overhead_s and graph_tokens > self.cuda_graph_max_tokens
+        eager = (
+            self.eager_step_overhead_s
+            and (max(group_tokens) if group_tokens else batch.num_tokens)
+            > self.cuda_graph_max_tokens
+        )
         all_reduce = self.cc_backend.all_reduce_s(size, self.tp) if self.tp > 1 else 0.0
         last = self.num_stages - 1
         result = []
