@@ -73,10 +73,10 @@ class RealRun:
         model: Hub id of the model served.
         request_numbers: Workload line (from 0) of each request, ascending.
         line_numbers: Line of ``requests.jsonl`` each request was read from.
-        queued_ts: Engine-clock timestamps of each request, seconds: queued;
-        scheduled_ts: first scheduled (NaN where not recorded);
-        first_token_ts: first token out;
-        last_token_ts: last token out.
+        queued_ts: When the engine took each request in (engine clock, s).
+        scheduled_ts: When each was first scheduled (s; NaN where not recorded).
+        first_token_ts: When each one's first token came out (s).
+        last_token_ts: When each one's last token came out (s).
         input_tokens: Prompt length of each request, in workload order.
         output_tokens: Output length of each request.
         ttft_ms: Measured time to first token of each request.
