@@ -265,6 +265,17 @@ def test_command_prints_the_table_and_writes_the_files(data_root, tmp_path):
     assert len(pairs) == 4  # header + three requests
 
 
+def test_the_cdf_plot_is_written_where_matplotlib_is_installed(data_root, tmp_path):
+    """cdf.png: one panel per metric, vLLM's CDF against the simulated one."""
+    pytest.importorskip("matplotlib")
+    from frontier.validation.report import write_outputs
+
+    written = write_outputs(tmp_path, validate_run(run_dir(data_root)))
+    plot = tmp_path / "cdf.png"
+    assert plot in written
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
 def _rewrite_requests(root, change):
     """Apply ``change`` to the run's list of request records and write it back."""
     path = run_dir(root) / "requests.jsonl"
