@@ -24,8 +24,9 @@ engine (``data_parallel_size`` 1):
 
 Needs the shared data (``FRONTIER_SHARED_DATA`` or ``../shared/data``).
 
-Run: ``uv run python benchmarks/validation_steps.py [RUN_DIR]`` (default: the
-Llama-3.1-8B TP1 run).
+Run: ``uv run python benchmarks/validation_steps.py [RUN_DIR] [--set a.b=v ...]``
+(default: the Llama-3.1-8B TP1 run; ``--set`` overrides the replay's config, e.g.
+``predictor.skew_correction=false``).
 """
 
 from __future__ import annotations
@@ -68,10 +69,25 @@ class StepLog:
         )
 
 
-def run_folder() -> Path:
+def arguments() -> tuple[list[str], list[str]]:
+    """Positional arguments and ``--set`` overrides from the command line."""
+    positional, sets = [], []
+    words = iter(sys.argv[1:])
+    for word in words:
+        if word == "--set":
+            value = next(words, None)
+            if value is None:
+                sys.exit("error: --set needs dotted.path=value")
+            sets.append(value)
+        else:
+            positional.append(word)
+    return positional, sets
+
+
+def run_folder(positional: list[str]) -> Path:
     """The run folder from the command line, or the default one."""
-    if len(sys.argv) > 1:
-        return Path(sys.argv[1])
+    if positional:
+        return Path(positional[0])
     env = os.environ.get("FRONTIER_SHARED_DATA")
     data = Path(env) if env else REPO.parent / "shared" / "data"
     if not (data / DEFAULT_RUN).is_dir():
@@ -79,8 +95,9 @@ def run_folder() -> Path:
     return data / DEFAULT_RUN
 
 
-def compare(folder: Path) -> None:
-    """Print both tables for the run in ``folder`` (module doc)."""
+def compare(folder: Path, sets: list[str]) -> None:
+    """Print both tables for the run in ``folder`` (module doc), the replay
+    configured with ``sets`` overrides."""
     run = load_run(folder)
     if (run.engine.get("data_parallel_size") or 1) > 1:
         sys.exit(
@@ -89,7 +106,7 @@ def compare(folder: Path) -> None:
             "run of one engine (docs/validation.md describes the MoE run's steps)"
         )
     log = StepLog()
-    result = validate_run(folder, sets=["fast_forward=false"], observers=[log])
+    result = validate_run(folder, sets=["fast_forward=false", *sets], observers=[log])
     scheduler = result.config.replica_scheduler
     graph_tokens = result.config.engine.cuda_graph_max_tokens
     if graph_tokens is None:
@@ -201,8 +218,9 @@ def compare(folder: Path) -> None:
 
 
 def main() -> None:
+    positional, sets = arguments()
     try:
-        compare(run_folder())
+        compare(run_folder(positional), sets)
     except FrontierError as error:
         sys.exit(f"error: {error}")
 
