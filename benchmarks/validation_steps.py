@@ -7,6 +7,8 @@ together, the timestamps of all requests are step boundaries, and two that follo
 each other within about one step are one step apart. This prints, for a run of one
 engine (``data_parallel_size`` 1):
 
+0. The tokens generated in the first ``FILL_S`` seconds, from the engine's
+   ``timeseries.csv`` and from the simulated steps (their decodes).
 1. Decode steps. Each gap between consecutive timestamps shorter than 1.5 times
    the simulated decode step at that moment, set beside the simulated steps of
    the same batch size (the requests between their first and last token) within
@@ -32,6 +34,7 @@ Run: ``uv run python benchmarks/validation_steps.py [RUN_DIR] [--set a.b=v ...]`
 from __future__ import annotations
 
 import bisect
+import csv
 import itertools
 import os
 import sys
@@ -44,6 +47,8 @@ from frontier.validation import load_run, validate_run
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RUN = "validation/vllm-0.19.0/rtxpro6000/llama-3.1-8b-tp1"
+FILL_S = 12.0
+"""Seconds the Llama run's batch takes to fill (128 running at 12 s)."""
 MIN_EAGER_STEPS = 10
 """Fewest prefill steps a suggested eager-step overhead rests on."""
 
@@ -131,6 +136,22 @@ def compare(folder: Path, sets: list[str]) -> None:
             for begin, end, decodes, tokens, _ in steps[lo:hi]
             if tokens == decodes and (size is None or decodes == size)
         ]
+
+    # 0. tokens generated while the batch fills, against the engine's log
+    series = folder / "timeseries.csv"
+    if series.is_file():
+        try:
+            with series.open(newline="", encoding="utf-8") as handle:
+                rows = [r for r in csv.DictReader(handle) if float(r["t"]) <= FILL_S]
+            generated = sum(float(r["gen_throughput"]) for r in rows)
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError):
+            print(f"{series}: not the engine's t, gen_throughput columns; skipped")
+        else:
+            decoded = sum(s[2] for s in steps if s[1] <= FILL_S)
+            print(
+                f"{folder.name}: first {FILL_S:g} s, tokens generated: vLLM "
+                f"{generated:,.0f} (timeseries.csv), simulated decodes {decoded:,}"
+            )
 
     # 1. decode steps
     stamps = np.sort(np.concatenate([run.queued_ts - start, first, last]))
