@@ -165,19 +165,7 @@ class Replica:
             if isinstance(outcome, InFlightBatch):
                 return outcome
             now, stage_times = outcome
-        samples, epochs = self._advance(batch, now)
-        if stage_times is None:
-            stage_times = self.execution.stage_times(batch)
-        ready = now
-        free = self.stage_free_at
-        for stage, seconds in enumerate(stage_times):
-            begin = ready if ready > free[stage] else free[stage]
-            ready = begin + seconds
-            free[stage] = ready
-        self.num_in_flight += 1
-        self.num_batches += 1
-        self.busy_time += stage_times[0]
-        return InFlightBatch(batch, samples, epochs, now, ready)
+        return self.launch(batch, now, stage_times)
 
     def _advance(self, batch: Batch, now: float) -> tuple[list[bool], list[int]]:
         """Advance each request's computed tokens by its share of ``batch``;
@@ -210,10 +198,14 @@ class Replica:
         self.queued = self.schedule(now)
         return flight
 
-    def launch(self, batch: Batch, now: float) -> InFlightBatch:
-        """Send a formed ``batch`` down the stages at ``now``."""
+    def launch(
+        self, batch: Batch, now: float, stage_times: list[float] | None = None
+    ) -> InFlightBatch:
+        """Send a formed ``batch`` down the stages at ``now`` (``stage_times``
+        when already known, as at the end of a fast-forward window)."""
         samples, epochs = self._advance(batch, now)
-        stage_times = self.execution.stage_times(batch)
+        if stage_times is None:
+            stage_times = self.execution.stage_times(batch)
         ready = now
         free = self.stage_free_at
         for stage, seconds in enumerate(stage_times):
