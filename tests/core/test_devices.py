@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from frontier import devices
 from frontier.devices import GIB, device_catalogue, load_device
 from frontier.errors import ConfigError
 
@@ -183,7 +186,7 @@ def test_user_device_missing_a_field_names_the_file(tmp_path):
     """A user device without ``bf16_tflops`` names the device, file and field."""
     path = tmp_path / "devices.toml"
     path.write_text(_USER_CATALOGUE.replace("bf16_tflops = 100.0\n", "", 1), "utf-8")
-    with pytest.raises(ConfigError, match="bf16_tflops") as error:
+    with pytest.raises(ConfigError, match="field bf16_tflops is missing") as error:
         load_device("my-gpu", catalogue_path=path)
     assert str(path) in str(error.value)
     assert "my-gpu" in str(error.value)
@@ -199,3 +202,140 @@ def test_user_device_with_a_non_number_names_the_field_and_file(tmp_path):
     with pytest.raises(ConfigError, match="fp16_tflops") as error:
         load_device("my-gpu", catalogue_path=path)
     assert str(path) in str(error.value)
+
+
+def _write_catalogue(tmp_path, old: str, new: str):
+    """The user catalogue with the first ``old`` replaced by ``new``."""
+    assert old in _USER_CATALOGUE
+    path = tmp_path / "devices.toml"
+    path.write_text(_USER_CATALOGUE.replace(old, new, 1), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("memory_gib = 24.0", "memory_gib = inf"),
+        ("memory_gib = 24.0", "memory_gib = nan"),
+        ("memory_gib = 24.0", "memory_gib = -inf"),
+        ("bf16_tflops = 100.0", "bf16_tflops = nan"),
+        ("memory_bandwidth_gbps = 1000.0", "memory_bandwidth_gbps = nan"),
+        ("inter_node_bandwidth_gbps = 12.5", "inter_node_bandwidth_gbps = inf"),
+        ("memory_gib = 24.0", "memory_gib = true"),
+    ],
+)
+def test_non_finite_figures_are_refused(tmp_path, old, new):
+    """inf, nan and booleans are not figures: the file, device and field are named."""
+    path = _write_catalogue(tmp_path, old, new)
+    field = new.split(" = ")[0]
+    with pytest.raises(ConfigError) as error:
+        load_device("my-gpu", catalogue_path=path)
+    message = str(error.value)
+    assert f"device.{field} of 'my-gpu' ({path})" in message
+    assert "finite number greater than 0" in message
+
+
+def test_gpus_per_node_must_be_a_whole_number(tmp_path):
+    """``gpus_per_node = 7.5`` is refused: devices come in whole numbers."""
+    path = _write_catalogue(tmp_path, 'vendor = "Acme"', "gpus_per_node = 7.5")
+    with pytest.raises(ConfigError, match=r"gpus_per_node .* positive integer"):
+        load_device("my-gpu", catalogue_path=path)
+
+
+def test_optional_collective_bandwidth_is_checked_when_given(tmp_path):
+    """``collective_bandwidth_gbps`` may be left out, but not be 0."""
+    path = _write_catalogue(
+        tmp_path, 'vendor = "Acme"', "collective_bandwidth_gbps = 0"
+    )
+    with pytest.raises(ConfigError, match="collective_bandwidth_gbps"):
+        load_device("my-gpu", catalogue_path=path)
+
+
+def test_top_level_field_outside_a_table_is_refused(tmp_path):
+    """``memory_gib = 3`` above every ``[name]`` line is not a device."""
+    path = tmp_path / "devices.toml"
+    path.write_text("memory_gib = 3\n", "utf-8")
+    with pytest.raises(ConfigError, match="'memory_gib' = 3 is not a device") as error:
+        load_device("h100", catalogue_path=path)
+    assert str(path) in str(error.value)
+    assert "[name]" in str(error.value)
+
+
+@pytest.mark.parametrize("aliases", ['"h100"', '["ok", 3]', '[""]', "{}"])
+def test_aliases_must_be_a_list_of_names(tmp_path, aliases):
+    """``aliases = "h100"`` would be read letter by letter; it is refused."""
+    path = _write_catalogue(tmp_path, 'aliases = ["mine"]', f"aliases = {aliases}")
+    with pytest.raises(ConfigError, match=r"device\.aliases of 'my-gpu'") as error:
+        load_device("my-gpu", catalogue_path=path)
+    assert "list of names" in str(error.value)
+
+
+def test_unknown_key_is_refused_with_the_allowed_keys(tmp_path):
+    """``color = "red"`` is refused, and the message lists every allowed key."""
+    path = _write_catalogue(tmp_path, 'vendor = "Acme"', 'color = "red"')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) color;") as error:
+        load_device("my-gpu", catalogue_path=path)
+    message = str(error.value)
+    assert str(path) in message
+    for key in ("aliases", "vendor", "memory_gib", "gpus_per_node"):
+        assert key in message
+
+
+def test_misspelt_key_suggests_the_field(tmp_path):
+    """``memroy_gib`` is refused with the field it resembles."""
+    path = _write_catalogue(tmp_path, "memory_gib = 24.0", "memroy_gib = 24.0")
+    with pytest.raises(ConfigError, match=r"memroy_gib \(did you mean memory_gib\?\)"):
+        load_device("my-gpu", catalogue_path=path)
+
+
+def test_an_entry_s_name_key_is_refused(tmp_path):
+    """The table name is the device's name; a ``name`` key inside it is unknown."""
+    path = _write_catalogue(tmp_path, 'vendor = "Acme"', 'name = "other"')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) name"):
+        load_device("my-gpu", catalogue_path=path)
+
+
+def test_every_missing_field_is_named(tmp_path):
+    """A device with one figure lists all the figures it lacks."""
+    path = tmp_path / "devices.toml"
+    path.write_text("[g]\nmemory_gib = 3\n", "utf-8")
+    with pytest.raises(ConfigError, match=r"fields bf16_tflops, .* are missing"):
+        load_device("g", catalogue_path=path)
+
+
+def test_a_bad_entry_is_refused_whichever_device_is_asked_for(tmp_path):
+    """The whole file is checked: a broken entry is reported for any name."""
+    path = _write_catalogue(tmp_path, "memory_gib = 24.0", "memory_gib = nan")
+    with pytest.raises(ConfigError, match="'my-gpu'"):
+        load_device("h200", catalogue_path=path)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, True, "80"])
+def test_overrides_must_be_finite_positive_numbers(value):
+    """An override is held to the catalogue's rule and names the field."""
+    with pytest.raises(
+        ConfigError, match=r"device\.memory_gib of 'a100-80gb' \(override"
+    ):
+        load_device("a100-80gb", {"memory_gib": value})
+
+
+def test_built_in_catalogue_goes_through_the_same_checks(monkeypatch):
+    """A broken built-in entry is refused like a user's, naming the catalogue."""
+
+    class _Files:
+        def joinpath(self, name):
+            return self
+
+        def read_text(self, encoding):
+            return "[g]\nvendor = 1\n"
+
+    fake = SimpleNamespace(files=lambda package: _Files())
+    monkeypatch.setattr(devices, "resources", fake)
+    device_catalogue.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match=r"'g' \(built-in device catalogue\)"):
+            device_catalogue()
+    finally:
+        monkeypatch.undo()
+        device_catalogue.cache_clear()
+    assert "h100-sxm" in device_catalogue()

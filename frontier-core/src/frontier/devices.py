@@ -7,6 +7,8 @@ or change single fields of a built-in one (``device.memory_gib = 40``).
 
 from __future__ import annotations
 
+import difflib
+import math
 import tomllib
 from functools import cache
 from importlib import resources
@@ -85,31 +87,113 @@ class DeviceSpec:
         return self.memory_bandwidth_gbps * 1e9
 
 
-_FIELDS = {field.name for field in attrs.fields(DeviceSpec)}
-_NUMBERS = [
-    f.name for f in attrs.fields(DeviceSpec) if f.name not in ("name", "vendor")
-]
-_OPTIONAL = {"collective_bandwidth_gbps"}
+# The table name of an entry is the device's name; every other field is a key.
+_SPEC_FIELDS = [f for f in attrs.fields(DeviceSpec) if f.name != "name"]
+_KEYS = [f.name for f in _SPEC_FIELDS]
+_ALLOWED_KEYS = ["aliases", *_KEYS]
+_REQUIRED = [f.name for f in _SPEC_FIELDS if f.default is attrs.NOTHING]
+_NUMBERS = [field for field in _KEYS if field != "vendor"]
+_INTEGERS = {"gpus_per_node"}
+
+
+def _check_number(field: str, value: Any, where: str) -> None:
+    """Refuse a figure that is not a finite number above 0 (an integer for
+    ``gpus_per_node``); ``where`` names the device and its file."""
+    if field in _INTEGERS:
+        wanted = "a positive integer"
+        valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    else:
+        wanted = "a finite number greater than 0"
+        valid = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value > 0
+        )
+    if not valid:
+        raise ConfigError(f"device.{field} of {where} must be {wanted}, got {value!r}")
+
+
+def _check_entry(key: str, entry: Any, source: str) -> None:
+    """Refuse a catalogue entry that would not build a valid :class:`DeviceSpec`.
+
+    The same checks run on the built-in catalogue and on a user's file: the entry
+    is a table, its keys are known, every required figure is present, every
+    figure is a finite number above 0, and ``aliases`` is a list of names.
+    """
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f"{source}: top-level key {key!r} = {entry!r} is not a device; each "
+            "device is a table: a [name] line, then its fields on the lines below"
+        )
+    where = f"{key!r} ({source})"
+    unknown = sorted(set(entry) - set(_ALLOWED_KEYS))
+    if unknown:
+        named = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, _ALLOWED_KEYS, n=1)
+            named.append(f"{name} (did you mean {close[0]}?)" if close else name)
+        raise ConfigError(
+            f"device {where}: unknown key(s) {', '.join(named)}; allowed keys: "
+            f"{', '.join(_ALLOWED_KEYS)}"
+        )
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(
+        isinstance(alias, str) and alias for alias in aliases
+    ):
+        raise ConfigError(
+            f"device.aliases of {where} must be a list of names, e.g. "
+            f'aliases = ["{key}-sxm"], got {aliases!r}'
+        )
+    if not isinstance(entry.get("vendor", ""), str):
+        raise ConfigError(
+            f"device.vendor of {where} must be a string, got {entry['vendor']!r}"
+        )
+    for field in _NUMBERS:
+        if field in entry:
+            _check_number(field, entry[field], where)
+    missing = [field for field in _REQUIRED if field not in entry]
+    if missing:
+        fields = "field " if len(missing) == 1 else "fields "
+        verb = " is" if len(missing) == 1 else " are"
+        raise ConfigError(
+            f"device {where}: {fields}{', '.join(missing)}{verb} missing; every "
+            f"device needs {', '.join(_REQUIRED)}"
+        )
+
+
+def _check_catalogue(catalogue: dict[str, Any], source: str) -> None:
+    for key, entry in catalogue.items():
+        _check_entry(key, entry, source)
 
 
 @cache
 def device_catalogue() -> dict[str, dict[str, Any]]:
-    """The built-in devices: name -> fields (with their ``aliases``)."""
+    """The built-in devices: name -> fields (with their ``aliases``).
+
+    Raises:
+        ConfigError: An entry breaks the catalogue format (the same checks as a
+            user's ``device.catalogue_path`` file).
+    """
     text = resources.files("frontier.data").joinpath("devices.toml").read_text("utf-8")
-    return tomllib.loads(text)
+    catalogue = tomllib.loads(text)
+    _check_catalogue(catalogue, "built-in device catalogue")
+    return catalogue
 
 
 def _read_user_catalogue(path: Path) -> dict[str, dict[str, Any]]:
     try:
-        return tomllib.loads(path.read_text("utf-8"))
+        catalogue = tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ConfigError(
             f"device.catalogue_path: file {path} does not exist"
         ) from None
-    except (OSError, tomllib.TOMLDecodeError) as error:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(
             f"device.catalogue_path: {path} is not valid TOML: {error}"
         ) from None
+    _check_catalogue(catalogue, str(path))
+    return catalogue
 
 
 def _find(
@@ -137,18 +221,16 @@ def load_device(
             built-in catalogue; its entries win over built-in ones.
 
     Raises:
-        ConfigError: Unknown device (the message lists the known ones) or a field
-            that is missing or of the wrong type.
+        ConfigError: Unknown device (the message lists the known ones), a
+            catalogue entry that breaks the format (not a table, an unknown key,
+            a missing field, a figure that is not a finite number above 0,
+            ``aliases`` not a list of names), or an override out of range.
     """
     catalogue = dict(device_catalogue())
-    source = "built-in device catalogue"
     found = None
     if catalogue_path is not None:
-        path = Path(catalogue_path)
-        user = _read_user_catalogue(path)
+        user = _read_user_catalogue(Path(catalogue_path))
         found = _find(name, user)  # the user's names and aliases win
-        if found is not None:
-            source = str(path)
         catalogue = {**catalogue, **user}
     if found is None:
         found = _find(name, catalogue)
@@ -159,27 +241,15 @@ def load_device(
             "Add one with device.catalogue_path (a TOML file like the built-in one)."
         )
     key, entry = found
-    fields = {k: v for k, v in entry.items() if k in _FIELDS}
-    fields.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    fields["name"] = key
-    for field, value in fields.items():
-        if field in _NUMBERS and (
-            isinstance(value, bool) or not isinstance(value, int | float)
-        ):
-            raise ConfigError(
-                f"device.{field} of {key!r} ({source}) must be a number, got {value!r}"
-            )
-    try:
-        spec = DeviceSpec(**fields)
-    except TypeError as error:
-        raise ConfigError(f"device {key!r} from {source}: {error}") from None
-    for field in _NUMBERS:
-        value = getattr(spec, field)
-        if value is None and field in _OPTIONAL:
+    fields = {k: v for k, v in entry.items() if k != "aliases"}
+    for field, value in (overrides or {}).items():
+        if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if field not in _NUMBERS:
             raise ConfigError(
-                f"device.{field} of {key!r} ({source}) must be a positive number, "
-                f"got {value!r}"
+                f"device.{field}: not a device figure that can be overridden; "
+                f"allowed: {', '.join(_NUMBERS)}"
             )
-    return spec
+        _check_number(field, value, f"{key!r} (override)")
+        fields[field] = value
+    return DeviceSpec(name=key, **fields)
