@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import pytest
 from conftest import require_shared_data
-from frontier.errors import ConfigError
-from frontier.models import ModelSpec, load_model, model_catalogue, spec_from_hf_config
+from frontier.errors import ConfigError, FrontierWarning
+from frontier.hf_config import spec_from_hf_config
+from frontier.models import ModelSpec, load_model, model_catalogue
 
 # Published sizes (model cards / papers), in parameters. Our counts leave out biases
 # and rounding in the cards, so they agree to about 1 % (2 % for active counts, which
@@ -86,6 +88,7 @@ def _moe_config(**fields) -> dict:
         "moe_intermediate_size": 32,
         "num_experts_per_tok": 2,
         "vocab_size": 100,
+        "max_position_embeddings": 4096,
     }
     config.update(fields)
     return config
@@ -153,6 +156,7 @@ def test_multimodal_config_uses_its_text_config():
         "num_attention_heads": 4,
         "intermediate_size": 128,
         "vocab_size": 100,
+        "max_position_embeddings": 4096,
     }
     model = spec_from_hf_config({"text_config": text}, "vlm", "test")
     assert (model.hidden_size, model.num_layers) == (64, 2)
@@ -259,3 +263,219 @@ def test_model_spec_is_frozen():
     assert isinstance(model, ModelSpec)
     with pytest.raises(AttributeError):
         model.num_layers = 1
+
+
+def _dense(**fields) -> dict:
+    """A small dense config; ``None`` removes a field."""
+    config = {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "vocab_size": 100,
+        "max_position_embeddings": 4096,
+        "torch_dtype": "bfloat16",
+    }
+    config.update(fields)
+    return {key: value for key, value in config.items() if value is not None}
+
+
+def _write(tmp_path, config: dict):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("field", ["hidden_size", "vocab_size", "num_hidden_layers"])
+def test_missing_or_null_required_field_says_missing(field):
+    """An absent or ``null`` size says "is missing", never "got None"."""
+    for config in (_dense(**{field: None}), {**_dense(), field: None}):
+        with pytest.raises(ConfigError, match=f"field '{field}' is missing") as error:
+            spec_from_hf_config(config, "toy", "test")
+        assert "None" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("head_dim", "16"),
+        ("head_dim", 0),
+        ("num_key_value_heads", True),
+        ("num_experts_per_tok", 1.5),
+        ("first_k_dense_replace", -1),
+        ("intermediate_size", "128"),
+        ("kv_lora_rank", -2),
+    ],
+)
+def test_optional_size_of_the_wrong_type_is_named(field, value):
+    """An optional size that is not a whole number in range names the field."""
+    with pytest.raises(ConfigError, match=f"field '{field}' must be"):
+        spec_from_hf_config(_dense(**{field: value}), "toy", "test")
+
+
+def test_mlp_only_layers_must_be_layer_indices():
+    """``mlp_only_layers`` holding text is refused, naming the field."""
+    config = _moe_config(num_experts=4, mlp_only_layers=["x"])
+    with pytest.raises(ConfigError, match="field 'mlp_only_layers'"):
+        spec_from_hf_config(config, "toy", "test")
+
+
+def test_top_k_beyond_the_experts_is_refused():
+    """Routing each token to 5 of 4 experts is refused."""
+    config = _moe_config(num_experts=4, num_experts_per_tok=5)
+    with pytest.raises(ConfigError, match="'num_experts_per_tok' must be between 1"):
+        spec_from_hf_config(config, "toy", "test")
+
+
+def test_unknown_torch_dtype_is_refused_with_the_accepted_values(tmp_path):
+    """``torch_dtype: "int3"`` is refused, not read as bfloat16."""
+    path = _write(tmp_path, _dense(torch_dtype="int3"))
+    with pytest.raises(ConfigError, match="field 'torch_dtype' is 'int3'") as error:
+        load_model(config_path=path)
+    message = str(error.value)
+    assert str(path) in message
+    assert "bfloat16" in message
+    assert "float16" in message
+
+
+def test_dtype_key_of_newer_configs_is_read():
+    """Configs written by newer transformers say ``dtype``, not ``torch_dtype``."""
+    model = spec_from_hf_config(_dense(torch_dtype=None, dtype="float16"), "t", "t")
+    assert model.dtype == "float16"
+
+
+def test_missing_torch_dtype_is_bfloat16():
+    """A config without a dtype is taken as bfloat16."""
+    assert spec_from_hf_config(_dense(torch_dtype=None), "t", "t").dtype == "bfloat16"
+
+
+def test_zero_max_position_embeddings_is_refused():
+    """A context of 0 tokens is refused, naming the field."""
+    with pytest.raises(
+        ConfigError, match="field 'max_position_embeddings' must be a positive integer"
+    ):
+        spec_from_hf_config(_dense(max_position_embeddings=0), "toy", "test")
+
+
+def test_smallest_context_length_field_wins():
+    """vLLM takes the smallest of the context-length fields a config sets."""
+    config = _dense(max_position_embeddings=4096, seq_length=2048, n_positions=8192)
+    assert spec_from_hf_config(config, "toy", "test").max_position_embeddings == 2048
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "n_positions",
+        "max_seq_len",
+        "seq_length",
+        "model_max_length",
+        "max_sequence_length",
+        "max_seq_length",
+        "seq_len",
+    ],
+)
+def test_every_context_length_field_of_vllm_is_read(field):
+    """Each field vLLM reads for the context length is read alone as well."""
+    config = _dense(max_position_embeddings=None, **{field: 1000})
+    assert spec_from_hf_config(config, "toy", "test").max_position_embeddings == 1000
+
+
+def test_no_context_length_field_assumes_2048_with_a_warning(tmp_path):
+    """Without any context-length field the model takes 2048 tokens, and says so."""
+    path = _write(tmp_path, _dense(max_position_embeddings=None))
+    assumed = "assuming the model's maximum length is 2048"
+    with pytest.warns(FrontierWarning, match=assumed):
+        model = load_model(config_path=path)
+    assert model.max_position_embeddings == 2048
+
+
+def test_context_length_field_present_gives_no_warning():
+    """A config with ``max_position_embeddings`` loads without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec_from_hf_config(_dense(), "toy", "test")
+
+
+def _quantised(**quantization) -> dict:
+    return _dense(quantization_config=quantization)
+
+
+@pytest.mark.parametrize(
+    ("quantization", "weight_dtype"),
+    [
+        ({"quant_method": "fp8", "fmt": "e4m3"}, "fp8"),
+        ({"quant_method": "gptq", "bits": 8, "group_size": 128}, "int8"),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "group_0": {"weights": {"num_bits": 8, "type": "float"}}
+                },
+            },
+            "fp8",
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "group_0": {"weights": {"num_bits": 8, "type": "int"}}
+                },
+            },
+            "int8",
+        ),
+    ],
+)
+def test_eight_bit_checkpoints_store_one_byte_weights(quantization, weight_dtype):
+    """8-bit weights (FP8, GPTQ-8, compressed-tensors 8-bit) are one byte each."""
+    model = spec_from_hf_config(_quantised(**quantization), "toy", "test")
+    assert model.weight_dtype == weight_dtype
+    assert model.dtype == "bfloat16"  # activations stay in the model dtype
+
+
+@pytest.mark.parametrize(
+    ("quantization", "described"),
+    [
+        ({"quant_method": "awq", "bits": 4, "group_size": 128}, "4 bits"),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "4 bits"),
+        ({"quant_method": "gptq", "bits": "four"}, "'four' bits"),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "group_0": {"weights": {"num_bits": 4, "type": "int"}}
+                },
+            },
+            "4 bits",
+        ),
+        ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "in bits"),
+    ],
+)
+def test_narrower_quantisation_is_refused_not_sized_at_bf16(
+    tmp_path, quantization, described
+):
+    """4-bit (or undescribed) weights are refused, naming the field and the
+    checkpoints Frontier sizes, rather than counted at 2 bytes per weight."""
+    path = _write(tmp_path, _quantised(**quantization))
+    with pytest.raises(ConfigError, match="field 'quantization_config'") as error:
+        load_model(config_path=path)
+    message = str(error.value)
+    assert str(path) in message
+    assert repr(quantization["quant_method"]) in message
+    assert described in message
+    assert "8-bit weights only" in message
+    assert "Remove quantization_config" in message
+
+
+def test_quantization_config_that_is_not_an_object_is_refused():
+    """``quantization_config: "awq"`` is refused, naming the field."""
+    config = _dense(quantization_config="awq")
+    with pytest.raises(ConfigError, match="'quantization_config' must be a JSON"):
+        spec_from_hf_config(config, "toy", "test")
+
+
+def test_multimodal_config_keeps_the_top_level_quantisation():
+    """A VLM's top-level ``quantization_config`` applies to its text model."""
+    text = _dense(torch_dtype=None)
+    config = {"text_config": text, "quantization_config": {"quant_method": "fp8"}}
+    assert spec_from_hf_config(config, "vlm", "test").weight_dtype == "fp8"

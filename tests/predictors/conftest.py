@@ -144,7 +144,7 @@ def write_profile(directory: Path, newer: bool = False, tp: int = 1) -> Path:
 @pytest.fixture
 def tiny_model() -> ModelSpec:
     """The tiny model the hand-made profiles measure (2 layers, hidden 64)."""
-    from frontier.models import spec_from_hf_config
+    from frontier.hf_config import spec_from_hf_config
 
     return spec_from_hf_config(TINY_MODEL_CONFIG, "tiny", "test")
 

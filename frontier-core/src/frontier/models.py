@@ -2,8 +2,9 @@
 
 A :class:`ModelSpec` is built from a Hugging Face ``config.json`` (dense, MoE and MLA
 fields) or from the built-in catalogue ``frontier/data/models.toml``, whose entries
-are subsets of those same configs. Parameter counts follow the layer shapes of
-the Llama/Qwen/Mixtral/DeepSeek implementations (biases and norms' epsilon aside).
+are subsets of those same configs; :mod:`frontier.hf_config` reads and checks them.
+Parameter counts follow the layer shapes of the Llama/Qwen/Mixtral/DeepSeek
+implementations (biases and norms' epsilon aside).
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ class ModelSpec:
         head_dim: Width of one head.
         intermediate_size: Width of a dense layer's MLP.
         vocab_size: Vocabulary size (embedding and LM head rows).
-        max_position_embeddings: Longest context the model was trained for.
+        max_position_embeddings: Longest context the model was trained for: the
+            smallest of the config's context-length fields, 2048 when it has
+            none (vLLM's rule).
         gated_mlp: Whether the MLP has a gate projection (SwiGLU), three matrices.
         tie_word_embeddings: Whether the LM head shares the embedding matrix.
         dtype: Activation dtype name, e.g. ``bfloat16`` (``torch_dtype``).
         weight_dtype: Dtype of the stored weights when the checkpoint is quantised
-            (``fp8`` for a ``quantization_config`` with ``quant_method = "fp8"``);
-            ``None`` when the weights are in ``dtype``.
+            to 8 bits (``fp8`` for ``quant_method = "fp8"`` or 8-bit float
+            compressed-tensors, ``int8`` for 8-bit GPTQ or integer
+            compressed-tensors); ``None`` when the weights are in ``dtype``.
         num_experts: Routed experts per MoE layer; 0 for a dense model.
         num_experts_per_token: Experts each token is routed to (top-k).
         expert_intermediate_size: MLP width of one expert.
@@ -213,144 +217,6 @@ class ModelSpec:
         return total
 
 
-_NOT_TRANSFORMERS = ("Mamba", "Jamba", "RWKV", "RecurrentGemma", "Hyena", "Zamba")
-"""Architectures whose layers are not attention + MLP."""
-
-
-def _first(config: dict[str, Any], *keys: str, default: Any = None) -> Any:
-    for key in keys:
-        value = config.get(key)
-        if value is not None:
-            return value
-    return default
-
-
-def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> ModelSpec:
-    """Build a :class:`ModelSpec` from a Hugging Face ``config.json`` mapping.
-
-    Args:
-        config: The parsed config.
-        name: Name to give the model.
-        source: Where the config came from, for error messages.
-
-    Raises:
-        ConfigError: A required field is missing or not a positive integer.
-    """
-    if "text_config" in config and "hidden_size" not in config:
-        config = {
-            **config["text_config"],
-            **{"architectures": config.get("architectures")},
-        }
-
-    def need(*keys: str) -> int:
-        value = _first(config, *keys)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ConfigError(
-                f"{source}: field {keys[0]!r} must be a positive integer, got {value!r}"
-            )
-        return value
-
-    architectures = " ".join(str(a) for a in config.get("architectures") or [])
-    for kind in _NOT_TRANSFORMERS:
-        if (
-            kind.lower() in architectures.lower()
-            or kind.lower() == str(config.get("model_type", "")).lower()
-        ):
-            raise ConfigError(
-                f"{source}: {architectures or kind} is not a decoder-only attention "
-                "transformer (it has state-space or recurrent layers); Frontier "
-                "models attention and MLP layers only"
-            )
-    hidden = need("hidden_size", "n_embd", "d_model")
-    heads = need("num_attention_heads", "n_head")
-    kv_heads = _first(config, "num_key_value_heads", "n_kv_head", default=heads)
-    if not isinstance(kv_heads, int) or kv_heads <= 0 or heads % kv_heads:
-        raise ConfigError(
-            f"{source}: num_key_value_heads={kv_heads!r} must be a positive divisor "
-            f"of num_attention_heads={heads} (each KV head serves a group of query "
-            "heads)"
-        )
-    head_dim = _first(config, "head_dim", default=hidden // heads)
-    num_experts = _first(
-        config, "num_experts", "n_routed_experts", "num_local_experts", default=0
-    )
-    intermediate = _first(config, "intermediate_size", "ffn_dim", "n_inner", default=0)
-    expert_width = _first(config, "moe_intermediate_size", default=intermediate)
-    if num_experts and not intermediate:
-        intermediate = expert_width
-    if not intermediate:
-        raise ConfigError(f"{source}: field 'intermediate_size' is missing")
-    num_shared = _first(config, "n_shared_experts", default=0)
-    shared_width = _first(config, "shared_expert_intermediate_size", default=0)
-    if shared_width and not num_shared:
-        num_shared = 1
-    elif num_shared and not shared_width:
-        shared_width = expert_width
-    dense_layers = _first(config, "first_k_dense_replace", default=0)
-    moe_offset = 0
-    moe_step = config.get("moe_layer_freq")
-    if moe_step is None and config.get("decoder_sparse_step") is not None:
-        moe_step, moe_offset = config["decoder_sparse_step"], 1
-    moe_step = moe_step or 1
-    mlp_only = tuple(int(i) for i in config.get("mlp_only_layers") or ())
-    hidden_act = str(
-        _first(config, "hidden_act", "activation_function", default="silu")
-    )
-    model_type = str(config.get("model_type", ""))
-    gated = model_type not in {
-        "gpt2",
-        "opt",
-        "gpt_bigcode",
-        "falcon",
-    } and "gelu_new" not in (hidden_act)
-    dtype = str(_first(config, "torch_dtype", "dtype", default="bfloat16"))
-    if dtype not in DTYPE_BYTES:
-        dtype = "bfloat16"
-    quantization = config.get("quantization_config") or {}
-    weight_dtype = None
-    if isinstance(quantization, dict) and quantization.get("quant_method") == "fp8":
-        weight_dtype = "fp8"
-    # XXX: int4/int8 checkpoints (AWQ, GPTQ, compressed-tensors) are counted in
-    # ``dtype``; their smaller weights are not modelled yet.
-    return ModelSpec(
-        name=name,
-        num_layers=need("num_hidden_layers", "n_layer", "num_layers"),
-        hidden_size=hidden,
-        num_heads=heads,
-        num_kv_heads=int(kv_heads),
-        head_dim=int(head_dim),
-        intermediate_size=int(intermediate),
-        vocab_size=need("vocab_size"),
-        max_position_embeddings=int(
-            _first(
-                config,
-                "max_position_embeddings",
-                "n_positions",
-                "seq_length",
-                default=4096,
-            )
-        ),
-        gated_mlp=gated,
-        tie_word_embeddings=bool(config.get("tie_word_embeddings", False)),
-        dtype=dtype,
-        weight_dtype=weight_dtype,
-        num_experts=int(num_experts),
-        num_experts_per_token=int(_first(config, "num_experts_per_tok", default=0)),
-        expert_intermediate_size=int(expert_width) if num_experts else 0,
-        num_shared_experts=int(num_shared) if num_experts else 0,
-        shared_expert_intermediate_size=int(shared_width) if num_experts else 0,
-        num_dense_layers=int(dense_layers),
-        moe_layer_step=int(moe_step),
-        moe_layer_offset=moe_offset,
-        mlp_only_layers=mlp_only,
-        kv_lora_rank=int(_first(config, "kv_lora_rank", default=0)),
-        q_lora_rank=int(_first(config, "q_lora_rank", default=0)),
-        qk_rope_head_dim=int(_first(config, "qk_rope_head_dim", default=0)),
-        qk_nope_head_dim=int(_first(config, "qk_nope_head_dim", default=0)),
-        v_head_dim=int(_first(config, "v_head_dim", default=0)),
-    )
-
-
 @cache
 def model_catalogue() -> dict[str, dict[str, Any]]:
     """The built-in models: hub id -> config subset (with its ``aliases``)."""
@@ -377,6 +243,8 @@ def load_model(
         ConfigError: Unknown name (the message lists the catalogue), unreadable
             file, or a config that lacks a required field.
     """
+    from frontier.hf_config import spec_from_hf_config  # it builds a ModelSpec
+
     if config_path is not None:
         path = Path(config_path)
         try:

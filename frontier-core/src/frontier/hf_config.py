@@ -1,0 +1,325 @@
+"""Reading a Hugging Face ``config.json`` into a :class:`~frontier.models.ModelSpec`.
+
+Dense, MoE and MLA fields under their usual names (and the older GPT-style
+aliases), the context length by vLLM's rule, the activation dtype and the
+quantisation Frontier can size. Every field is checked: a missing or malformed
+one is a :class:`~frontier.errors.ConfigError` naming the file and the field.
+The built-in catalogue (``frontier/data/models.toml``) holds subsets of such
+configs and goes through the same reader.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from frontier.errors import ConfigError, FrontierWarning
+from frontier.models import DTYPE_BYTES, ModelSpec
+
+__all__ = ["spec_from_hf_config"]
+
+_NOT_TRANSFORMERS = ("Mamba", "Jamba", "RWKV", "RecurrentGemma", "Hyena", "Zamba")
+"""Architectures whose layers are not attention + MLP."""
+
+_MAX_LEN_KEYS = (
+    "max_position_embeddings",
+    "n_positions",
+    "max_seq_len",
+    "seq_length",
+    "model_max_length",
+    "max_sequence_length",
+    "max_seq_length",
+    "seq_len",
+)
+"""Config fields that give a model's longest context, as vLLM reads them."""
+
+_DEFAULT_MAX_LEN = 2048
+"""The longest context vLLM assumes when a config has none of ``_MAX_LEN_KEYS``."""
+
+
+def _first(config: dict[str, Any], *keys: str, default: Any = None) -> Any:
+    for key in keys:
+        value = config.get(key)
+        if value is not None:
+            return value
+    return default
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _required(config: dict[str, Any], source: str, *keys: str) -> int:
+    """The first of ``keys`` the config sets: a positive integer."""
+    for key in keys:
+        value = config.get(key)
+        if value is not None:
+            if not _is_integer(value) or value <= 0:
+                raise ConfigError(
+                    f"{source}: field {key!r} must be a positive integer, got {value!r}"
+                )
+            return value
+    others = f" (also read as {' or '.join(map(repr, keys[1:]))})" if keys[1:] else ""
+    raise ConfigError(f"{source}: field {keys[0]!r} is missing{others}")
+
+
+def _optional(
+    config: dict[str, Any],
+    source: str,
+    *keys: str,
+    default: int | None = 0,
+    minimum: int = 0,
+) -> Any:
+    """The first of ``keys`` the config sets, an integer of at least ``minimum``;
+    ``default`` when none is set (``null`` counts as unset)."""
+    for key in keys:
+        value = config.get(key)
+        if value is not None:
+            if not _is_integer(value) or value < minimum:
+                wanted = "a positive integer" if minimum == 1 else "an integer >= 0"
+                raise ConfigError(
+                    f"{source}: field {key!r} must be {wanted}, got {value!r}"
+                )
+            return value
+    return default
+
+
+def _max_position_embeddings(config: dict[str, Any], source: str) -> int:
+    """The longest context the model takes, by vLLM's rule.
+
+    vLLM (``ModelConfig._get_and_verify_max_len``) takes the smallest of the
+    ``_MAX_LEN_KEYS`` the config sets and, when it sets none, assumes 2048 tokens
+    with a warning; this does the same (a :class:`FrontierWarning`).
+    """
+    # XXX: vLLM then multiplies by ``rope_scaling.factor`` for rope types other
+    # than llama3/longrope/su (``original_max_position_embeddings`` times the
+    # factor for yarn); the factor is not applied here.
+    lengths = [
+        _optional(config, source, key, default=None, minimum=1) for key in _MAX_LEN_KEYS
+    ]
+    present = [length for length in lengths if length is not None]
+    if present:
+        return min(present)
+    warnings.warn(
+        f"{source}: the config sets none of {', '.join(_MAX_LEN_KEYS)}; assuming "
+        f"the model's maximum length is {_DEFAULT_MAX_LEN} tokens, as vLLM does. "
+        "Add max_position_embeddings to the config to change it.",
+        FrontierWarning,
+        stacklevel=3,
+    )
+    return _DEFAULT_MAX_LEN
+
+
+def _dtype(config: dict[str, Any], source: str) -> str:
+    """The activation dtype (``torch_dtype``, or ``dtype`` in newer configs)."""
+    key = "dtype" if config.get("torch_dtype") is None else "torch_dtype"
+    dtype = config.get(key)
+    if dtype is None:
+        return "bfloat16"
+    if not isinstance(dtype, str) or dtype not in DTYPE_BYTES:
+        raise ConfigError(
+            f"{source}: field {key!r} is {dtype!r}; accepted values are "
+            f"{', '.join(DTYPE_BYTES)}"
+        )
+    return dtype
+
+
+def _weight_dtype(config: dict[str, Any], source: str, dtype: str) -> str | None:
+    """The stored weights' dtype of a quantised checkpoint, or ``None``.
+
+    Checkpoints whose linear weights are 8 bits wide are sized at one byte per
+    weight, like FP8 ones: ``quant_method = "fp8"``, and GPTQ or
+    compressed-tensors with 8-bit weights (``fp8`` for float, ``int8`` for
+    integer weights). Their scales are left out: GPTQ stores a 16-bit scale and
+    an 8-bit zero point per group of (usually) 128 weights, 24 / (128 x 8) = 2.3 %
+    more; FP8 checkpoints one scale per row or per 128 x 128 block. Narrower
+    weights are refused.
+    """
+    # XXX: memory planning charges ``weight_dtype`` to every weight, the token
+    # embedding and the LM head included, which these checkpoints keep in
+    # ``dtype``: an FP8 Llama-3-8B's 1.05e9 embedding weights are counted at 1 GB
+    # instead of 2.1 GB.
+    quantization = config.get("quantization_config")
+    if quantization is None:
+        return None
+    if not isinstance(quantization, dict):
+        raise ConfigError(
+            f"{source}: field 'quantization_config' must be a JSON object, "
+            f"got {quantization!r}"
+        )
+    method = quantization.get("quant_method")
+    if method == "fp8":
+        return "fp8"
+    weights: list[Any] = []
+    if method in ("gptq", "awq"):
+        weights = [{"num_bits": quantization.get("bits"), "type": "int"}]
+    elif method == "compressed-tensors":
+        groups = quantization.get("config_groups")
+        if isinstance(groups, dict):
+            weights = [
+                g.get("weights") if isinstance(g, dict) else g for g in groups.values()
+            ]
+    described = "weights it does not describe in bits"
+    if weights and all(isinstance(w, dict) for w in weights):
+        bits = [w.get("num_bits") for w in weights]
+        kinds = [w.get("type") for w in weights]
+        if all(b == 8 and _is_integer(b) for b in bits):
+            if all(kind == "float" for kind in kinds):
+                return "fp8"
+            if all(kind == "int" for kind in kinds):
+                return "int8"
+        described = f"weights of {' and '.join(map(repr, bits))} bits"
+    # XXX: 4-bit weight-only checkpoints (AWQ, GPTQ, compressed-tensors w4a16)
+    # are refused rather than sized: their embedding and LM head stay in
+    # ``dtype`` while memory planning has one element size for all weights, so
+    # half a byte per weight would under-count Llama-3-8B-AWQ by ~1.6 GB.
+    raise ConfigError(
+        f"{source}: field 'quantization_config' has quant_method {method!r} with "
+        f"{described}; Frontier sizes 8-bit weights only (quant_method 'fp8', or "
+        "'gptq'/'compressed-tensors' with 8-bit weights). Remove "
+        f"quantization_config to simulate the checkpoint with {dtype} weights "
+        "(more memory than it needs)."
+    )
+
+
+def _text_config(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """A multimodal config's ``text_config``, with the top-level fields that
+    describe the whole checkpoint (architectures, dtype, quantisation)."""
+    if "text_config" not in config or "hidden_size" in config:
+        return config
+    text = config["text_config"]
+    if not isinstance(text, dict):
+        raise ConfigError(
+            f"{source}: field 'text_config' must be a JSON object, got {text!r}"
+        )
+    outer = ("torch_dtype", "dtype", "quantization_config")
+    inherited = {key: config[key] for key in outer if key in config}
+    return {**inherited, **text, "architectures": config.get("architectures")}
+
+
+def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> ModelSpec:
+    """Build a :class:`ModelSpec` from a Hugging Face ``config.json`` mapping.
+
+    Args:
+        config: The parsed config.
+        name: Name to give the model.
+        source: Where the config came from, for error messages.
+
+    Raises:
+        ConfigError: A required field is missing, a size is not a positive
+            integer, ``torch_dtype`` is unknown, or the quantisation is one
+            Frontier does not size.
+    """
+    config = _text_config(config, source)
+
+    architectures = " ".join(str(a) for a in config.get("architectures") or [])
+    for kind in _NOT_TRANSFORMERS:
+        if (
+            kind.lower() in architectures.lower()
+            or kind.lower() == str(config.get("model_type", "")).lower()
+        ):
+            raise ConfigError(
+                f"{source}: {architectures or kind} is not a decoder-only attention "
+                "transformer (it has state-space or recurrent layers); Frontier "
+                "models attention and MLP layers only"
+            )
+    hidden = _required(config, source, "hidden_size", "n_embd", "d_model")
+    heads = _required(config, source, "num_attention_heads", "n_head")
+    kv_heads = _optional(
+        config, source, "num_key_value_heads", "n_kv_head", default=heads, minimum=1
+    )
+    if heads % kv_heads:
+        raise ConfigError(
+            f"{source}: num_key_value_heads={kv_heads!r} must be a positive divisor "
+            f"of num_attention_heads={heads} (each KV head serves a group of query "
+            "heads)"
+        )
+    head_dim = _optional(config, source, "head_dim", default=hidden // heads)
+    if head_dim <= 0:
+        raise ConfigError(
+            f"{source}: field 'head_dim' must be a positive integer, got {head_dim} "
+            f"(hidden_size {hidden} // num_attention_heads {heads} when unset)"
+        )
+    num_experts = _optional(
+        config, source, "num_experts", "n_routed_experts", "num_local_experts"
+    )
+    intermediate = _optional(config, source, "intermediate_size", "ffn_dim", "n_inner")
+    expert_width = _optional(
+        config, source, "moe_intermediate_size", default=intermediate
+    )
+    if num_experts and not intermediate:
+        intermediate = expert_width
+    if not intermediate:
+        raise ConfigError(f"{source}: field 'intermediate_size' is missing")
+    top_k = _optional(config, source, "num_experts_per_tok")
+    if num_experts and not 1 <= top_k <= num_experts:
+        raise ConfigError(
+            f"{source}: field 'num_experts_per_tok' must be between 1 and the "
+            f"{num_experts} experts, got {top_k}"
+        )
+    num_shared = _optional(config, source, "n_shared_experts")
+    shared_width = _optional(config, source, "shared_expert_intermediate_size")
+    if shared_width and not num_shared:
+        num_shared = 1
+    elif num_shared and not shared_width:
+        shared_width = expert_width
+    moe_offset = 0
+    moe_step = _optional(config, source, "moe_layer_freq", default=None, minimum=1)
+    if moe_step is None:
+        moe_step = _optional(config, source, "decoder_sparse_step", minimum=1)
+        moe_offset = 1 if moe_step else 0
+    mlp_only = config.get("mlp_only_layers") or []
+    if not isinstance(mlp_only, list) or not all(
+        _is_integer(i) and i >= 0 for i in mlp_only
+    ):
+        raise ConfigError(
+            f"{source}: field 'mlp_only_layers' must be a list of layer indices, "
+            f"got {mlp_only!r}"
+        )
+    hidden_act = str(
+        _first(config, "hidden_act", "activation_function", default="silu")
+    )
+    model_type = str(config.get("model_type", ""))
+    gated = model_type not in {
+        "gpt2",
+        "opt",
+        "gpt_bigcode",
+        "falcon",
+    } and "gelu_new" not in (hidden_act)
+    tie_embeddings = config.get("tie_word_embeddings", False)
+    if not isinstance(tie_embeddings, bool):
+        raise ConfigError(
+            f"{source}: field 'tie_word_embeddings' must be true or false, "
+            f"got {tie_embeddings!r}"
+        )
+    layers = _required(config, source, "num_hidden_layers", "n_layer", "num_layers")
+    dtype = _dtype(config, source)
+    return ModelSpec(
+        name=name,
+        num_layers=layers,
+        hidden_size=hidden,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=intermediate,
+        vocab_size=_required(config, source, "vocab_size"),
+        max_position_embeddings=_max_position_embeddings(config, source),
+        gated_mlp=gated,
+        tie_word_embeddings=tie_embeddings,
+        dtype=dtype,
+        weight_dtype=_weight_dtype(config, source, dtype),
+        num_experts=num_experts,
+        num_experts_per_token=top_k,
+        expert_intermediate_size=expert_width if num_experts else 0,
+        num_shared_experts=num_shared if num_experts else 0,
+        shared_expert_intermediate_size=shared_width if num_experts else 0,
+        num_dense_layers=_optional(config, source, "first_k_dense_replace"),
+        moe_layer_step=moe_step or 1,
+        moe_layer_offset=moe_offset,
+        mlp_only_layers=tuple(mlp_only),
+        kv_lora_rank=_optional(config, source, "kv_lora_rank"),
+        q_lora_rank=_optional(config, source, "q_lora_rank"),
+        qk_rope_head_dim=_optional(config, source, "qk_rope_head_dim"),
+        qk_nope_head_dim=_optional(config, source, "qk_nope_head_dim"),
+        v_head_dim=_optional(config, source, "v_head_dim"),
+    )
