@@ -1,4 +1,5 @@
-"""Workloads: seeded synthetic arrivals and lengths, and CSV trace replay."""
+"""Workloads: seeded synthetic arrivals and lengths, CSV trace replay with its
+block ids, and the errors of malformed trace and request JSONL files."""
 
 from __future__ import annotations
 
@@ -6,12 +7,20 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import simulate, tiny_config
 from frontier.config import FieldValueError
 from frontier.errors import ConfigError, InputError
 from frontier.plugins import WorkloadContext
 from frontier.workloads.arrivals import LengthDistribution, arrival_times, lengths
+from frontier.workloads.jsonl import VllmJsonlConfig, VllmJsonlGenerator
+from frontier.workloads.resample import ResampleConfig, ResampleGenerator
 from frontier.workloads.synthetic import SyntheticConfig, SyntheticGenerator
-from frontier.workloads.trace import TraceConfig, TraceGenerator, chain_block_hashes
+from frontier.workloads.trace import (
+    TraceConfig,
+    TraceGenerator,
+    chain_block_hashes,
+    trace_block_hashes,
+)
 
 CONTEXT = WorkloadContext(seed=0, block_size=16, max_model_len=4096)
 
@@ -167,10 +176,11 @@ def test_synthetic_label_names_the_arrival_process():
 # --------------------------------------------------------------- trace
 
 
-def _trace(tmp_path, text, name="trace.csv", **fields):
+def _trace(tmp_path, text, name="trace.csv", block_size=16, **fields):
     path = tmp_path / name
     path.write_text(text, "utf-8")
-    return TraceGenerator(TraceConfig(path=str(path), **fields), CONTEXT)
+    context = WorkloadContext(seed=0, block_size=block_size, max_model_len=4096)
+    return TraceGenerator(TraceConfig(path=str(path), **fields), context)
 
 
 def _rows(generator):
@@ -377,3 +387,253 @@ def test_trace_bad_block_hash_ids_name_the_row(tmp_path):
     )
     with pytest.raises(InputError, match="row 2, column block_hash_ids"):
         _rows(_trace(tmp_path, text))
+
+
+def test_trace_jsonl_file_is_named_as_jsonl_with_a_short_quote(tmp_path):
+    """A request JSONL given as a trace says so, suggests ``vllm_jsonl`` and quotes
+    only the start of its 20 KB first line."""
+    ids = ", ".join(str(i) for i in range(4000))  # about 22,000 characters
+    line = f'{{"input_toks": 4000, "output_toks": 5, "input_tok_ids": [{ids}]}}\n'
+    with pytest.raises(InputError) as error:
+        _trace(tmp_path, line, name="requests.jsonl")
+    message = str(error.value)
+    assert str(tmp_path / "requests.jsonl") in message
+    assert 'workload.type = "vllm_jsonl"' in message
+    assert "workload.path" in message
+    assert "..." in message
+    assert len(message) < 1000
+
+
+def test_trace_first_line_with_a_brace_is_named_as_jsonl(tmp_path):
+    """A ``.csv`` whose first line starts with ``{`` is also named as JSONL."""
+    with pytest.raises(InputError, match="looks like a request JSONL"):
+        _trace(tmp_path, '{"input_toks": 3, "output_toks": 1}\n')
+
+
+def test_trace_long_header_without_the_columns_is_quoted_short(tmp_path):
+    """A 300-column header missing the token columns is quoted in part."""
+    header = ",".join(f"column_{i}" for i in range(300))
+    with pytest.raises(InputError, match="missing column") as error:
+        _trace(tmp_path, header + "\n")
+    message = str(error.value)
+    assert "column_0, column_1" in message
+    assert "column_299" not in message
+    assert "vllm_jsonl" not in message
+
+
+def test_trace_duplicated_column_is_refused(tmp_path):
+    """A column the reader uses, given twice, names the file, column and places."""
+    text = "arrived_at,num_prefill_tokens,num_decode_tokens,num_prefill_tokens\n"
+    with pytest.raises(InputError) as error:
+        _trace(tmp_path, text + "0,100,10,5\n")
+    message = str(error.value)
+    assert str(tmp_path / "trace.csv") in message
+    assert "column num_prefill_tokens appears 2 times" in message
+    assert "columns 2, 4" in message
+
+
+def test_trace_duplicated_ignored_column_is_accepted(tmp_path):
+    """A column the reader does not use may repeat: nothing is ambiguous."""
+    text = "note,num_prefill_tokens,num_decode_tokens,note\nx,10,2,y\n"
+    assert _rows(_trace(tmp_path, text, arrival="offline")) == [(0.0, 10, 2)]
+
+
+def test_trace_long_field_is_read(tmp_path):
+    """Block ids longer than the csv module's 128 KiB default field are read."""
+    ids = [100_000 + i for i in range(30_000)]  # 7 characters each: 210,000
+    text = (
+        "arrived_at,num_prefill_tokens,num_decode_tokens,block_hash_ids\n"
+        f"0,{16 * len(ids)},1,{'|'.join(map(str, ids))}\n"
+    )
+    (request,) = list(_trace(tmp_path, text))
+    assert request.block_hashes == chain_block_hashes(ids)
+
+
+def test_trace_bad_bytes_after_the_header_are_an_input_error(tmp_path):
+    """Bytes that are not UTF-8, far into the file, name the file, not a traceback."""
+    path = tmp_path / "trace.csv"
+    rows = "".join(f"{i},10,2\n" for i in range(5000))  # past the first read
+    path.write_bytes(
+        b"arrived_at,num_prefill_tokens,num_decode_tokens\n"
+        + rows.encode()
+        + b"5000,\xff\xfe,2\n"
+    )
+    generator = TraceGenerator(TraceConfig(path=str(path)), CONTEXT)
+    with pytest.raises(InputError, match="cannot be read as UTF-8"):
+        _rows(generator)
+
+
+# ------------------------------------------------ trace block hashes and sizes
+
+
+HASH_HEADER = "arrived_at,num_prefill_tokens,num_decode_tokens,block_hash_ids\n"
+
+
+def test_trace_more_block_ids_than_prompt_blocks_is_refused(tmp_path):
+    """100 tokens hold 6 full blocks of 16 (96 tokens), so 12 ids are refused,
+    naming the file, row, both counts and the block size assumed."""
+    text = HASH_HEADER + "0,100,10,1|2|3|4|5|6|7|8|9|10|11|12\n"
+    with pytest.raises(InputError) as error:
+        _rows(_trace(tmp_path, text))
+    message = str(error.value)
+    assert f"{tmp_path / 'trace.csv'}, row 2, column block_hash_ids" in message
+    assert "12 block ids" in message
+    assert "only 6 full blocks of 16 tokens" in message
+    assert "workload.hash_block_size" in message
+
+
+def test_trace_one_id_per_full_block_is_accepted(tmp_path):
+    """100 tokens with 6 ids (6 x 16 = 96 tokens) is exactly the prompt's blocks."""
+    text = HASH_HEADER + "0,100,10,1|2|3|4|5|6\n"
+    (request,) = list(_trace(tmp_path, text))
+    assert request.block_hashes == chain_block_hashes([1, 2, 3, 4, 5, 6])
+
+
+def test_trace_fewer_ids_than_blocks_leave_the_rest_unshared(tmp_path):
+    """Ids for the first 2 of 6 blocks give 2 hashes; the rest is never shared."""
+    (request,) = list(_trace(tmp_path, HASH_HEADER + "0,100,10,1|2\n"))
+    assert request.block_hashes == chain_block_hashes([1, 2])
+
+
+def test_trace_empty_block_id_is_refused(tmp_path):
+    """``1||2`` would shift every later block; it names its row."""
+    with pytest.raises(InputError, match=r"row 2, column block_hash_ids: '1\|\|2'"):
+        _rows(_trace(tmp_path, HASH_HEADER + "0,48,1,1||2\n"))
+
+
+def test_trace_hash_block_size_declares_the_trace_block_size(tmp_path):
+    """32 tokens with 4 ids is 4 blocks of 8 tokens: refused at the default 16,
+    read with ``hash_block_size = 8``."""
+    text = HASH_HEADER + "0,32,1,1|2|3|4\n"
+    with pytest.raises(InputError, match="only 2 full blocks of 16 tokens"):
+        _rows(_trace(tmp_path, text))
+    (request,) = list(_trace(tmp_path, text, hash_block_size=8, block_size=8))
+    assert request.block_hashes == chain_block_hashes([1, 2, 3, 4])
+
+
+def test_trace_hash_block_size_without_block_ids_is_refused(tmp_path):
+    """``hash_block_size`` on a trace without ``block_hash_ids`` has no effect."""
+    text = "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,1\n"
+    with pytest.raises(ConfigError, match="hash_block_size = 8 has no effect"):
+        _trace(tmp_path, text, hash_block_size=8)
+
+
+def test_block_hashes_at_equal_sizes_are_the_chained_ids():
+    """With the trace's block size the mapping is :func:`chain_block_hashes`."""
+    assert trace_block_hashes([1, 2, 3], 16, 16) == chain_block_hashes([1, 2, 3])
+
+
+def test_block_hashes_onto_larger_blocks_pair_the_ids():
+    """Ids of 16-token blocks on 32-token blocks: one hash per pair of ids, equal
+    where both ids of the pair (and all before) agree; a lone last id gives none."""
+    a = trace_block_hashes([1, 2, 3, 4], 16, 32)
+    b = trace_block_hashes([1, 2, 3, 5], 16, 32)
+    assert len(a) == 2  # 4 x 16 = 64 tokens = 2 blocks of 32
+    assert a[0] == b[0]
+    assert a[1] != b[1]
+    assert trace_block_hashes([1, 2, 3], 16, 32) == a[:1]  # 48 tokens: 1 full block
+
+
+def test_block_hashes_onto_smaller_blocks_split_each_id():
+    """Ids of 16-token blocks on 8-token blocks: two hashes per id; prompts that
+    differ in their second id share the first two 8-token blocks only."""
+    a = trace_block_hashes([1, 2], 16, 8)
+    b = trace_block_hashes([1, 3], 16, 8)
+    assert len(a) == 4  # 2 x 16 = 32 tokens = 4 blocks of 8
+    assert a[:2] == b[:2]
+    assert a[2] != b[2] and a[3] != b[3]
+    assert len(set(a)) == 4
+
+
+def test_block_hashes_onto_unaligned_blocks_need_every_overlapped_id():
+    """16-token ids on 24-token blocks: block 0 (tokens 0-23) overlaps ids 0 and 1,
+    block 1 (tokens 24-47) ids 1 and 2; a block is shared only where every id up
+    to its end agrees."""
+    a = trace_block_hashes([1, 2, 3], 16, 24)
+    second_differs = trace_block_hashes([1, 9, 3], 16, 24)
+    third_differs = trace_block_hashes([1, 2, 9], 16, 24)
+    assert len(a) == 2  # 3 x 16 = 48 tokens = 2 blocks of 24
+    assert second_differs[0] != a[0]
+    assert third_differs[0] == a[0]
+    assert third_differs[1] != a[1]
+
+
+def test_trace_hashes_follow_the_simulation_block_size(tmp_path):
+    """A trace made for 16-token blocks replayed at block size 8 carries one hash
+    per 8-token block: 2 ids on a 32-token prompt give 4."""
+    text = HASH_HEADER + "0,32,2,11|22\n"
+    (request,) = list(_trace(tmp_path, text, block_size=8))
+    assert request.block_hashes == trace_block_hashes([11, 22], 16, 8)
+    assert len(request.block_hashes) == 4
+
+
+@pytest.mark.parametrize(
+    ("block_size", "hit_tokens"),
+    # Two identical 32-token prompts; the second reuses the full blocks before its
+    # last token (31 tokens): the largest multiple of the block size up to 31.
+    [(1, 31), (8, 24), (16, 16), (32, 0)],
+)
+def test_shared_prompt_hits_the_cache_at_any_block_size(
+    tmp_path, block_size, hit_tokens
+):
+    """The shared-session trace (made for 16-token blocks) hits as the engine
+    would at every simulated block size."""
+    trace = tmp_path / "shared.csv"
+    trace.write_text(HASH_HEADER + "0.0,32,2,11|22\n10.0,32,2,11|22\n", "utf-8")
+    data = tiny_config([], cache={"block_size": block_size})
+    data["workload"] = {"type": "trace", "path": str(trace)}
+    _, result = simulate(data)
+    assert result.summary["prefix_cache"]["first_attempt_hit_tokens"] == hit_tokens
+
+
+def test_resample_does_not_read_block_ids(tmp_path):
+    """Resampling draws lengths only, so block ids (even too many) are not read."""
+    path = tmp_path / "trace.csv"
+    path.write_text(HASH_HEADER + "0,20,3,1|2|3|4\n", "utf-8")
+    config = ResampleConfig(path=str(path), num_requests=3, arrival="offline")
+    requests = list(ResampleGenerator(config, CONTEXT))
+    assert [(r.num_prompt_tokens, r.block_hashes) for r in requests] == [(20, None)] * 3
+
+
+# --------------------------------------------------------------- vllm_jsonl
+
+
+def _jsonl(tmp_path, data: bytes, name="requests.jsonl"):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return VllmJsonlGenerator(VllmJsonlConfig(path=str(path)), CONTEXT)
+
+
+def test_jsonl_empty_file_is_refused_without_mentioning_a_header(tmp_path):
+    """An empty JSONL file says it has no requests; JSONL has no header."""
+    with pytest.raises(InputError, match="no requests") as error:
+        _jsonl(tmp_path, b"\n  \n")
+    assert "header" not in str(error.value)
+    assert str(tmp_path / "requests.jsonl") in str(error.value)
+
+
+def test_jsonl_given_a_csv_trace_suggests_the_trace_workload(tmp_path):
+    """A CSV trace given as JSONL names its first line and ``type = "trace"``."""
+    text = b"arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,2\n"
+    with pytest.raises(InputError, match=r'workload\.type = "trace"'):
+        _jsonl(tmp_path, text, name="trace.csv")
+
+
+def test_jsonl_with_a_byte_order_mark_is_read(tmp_path):
+    """A UTF-8 byte-order mark before the first request is skipped."""
+    line = b'{"input_toks": 3, "output_toks": 2, "arrival_time_ns": 0}\n'
+    (request,) = list(_jsonl(tmp_path, b"\xef\xbb\xbf" + line))
+    assert (request.num_prompt_tokens, request.num_output_tokens) == (3, 2)
+
+
+def test_jsonl_bad_bytes_are_an_input_error(tmp_path):
+    """A file that is not UTF-8 is refused naming it, not with a traceback."""
+    with pytest.raises(InputError, match="cannot be read as UTF-8"):
+        _jsonl(tmp_path, b"\xff\xfe\x00b\x00i\x00n")
+
+
+def test_jsonl_folder_is_named_as_a_folder(tmp_path):
+    """A folder given as the request file is a config error saying so."""
+    config = VllmJsonlConfig(path=str(tmp_path))
+    with pytest.raises(ConfigError, match="is a folder"):
+        VllmJsonlGenerator(config, CONTEXT)

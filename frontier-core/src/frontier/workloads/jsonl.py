@@ -8,8 +8,10 @@ Each line holds a request as a ``vllm bench`` style dataset records it:
 - ``input_tok_ids`` (optional): the prompt's token ids; when present, its length
   must equal ``input_toks``.
 
-Other keys (``output_tok_ids``, ...) are ignored. Requests are read one line at a
-time, so memory does not grow with the file.
+Other keys (``output_tok_ids``, ...) are ignored; blank lines are skipped, and so is
+a UTF-8 byte-order mark. Requests are read one line at a time, so memory does not
+grow with the file; only its first line is read before the run, to refuse a file
+without requests, or a CSV trace given as JSONL, at once.
 
 Prefix caching: from the token ids each full KV block of the prompt gets a hash
 chained over its parent's, the rule of vLLM v1's ``hash_block_tokens``
@@ -28,7 +30,7 @@ from typing import Any
 
 import attrs
 
-from frontier.config import WorkloadConfig, positive
+from frontier.config import WorkloadConfig, path_field, positive
 from frontier.errors import ConfigError, InputError
 from frontier.plugins import RequestGenerator, WorkloadContext
 from frontier.request import Request
@@ -49,7 +51,7 @@ class VllmJsonlConfig(WorkloadConfig):
     """
 
     type: str = "vllm_jsonl"
-    path: str
+    path: str = path_field()
     num_requests: int | None = attrs.field(default=None, validator=positive)
     time_scale: float = attrs.field(default=1.0, validator=positive)
     prefix_hashes: bool = True
@@ -77,9 +79,46 @@ class VllmJsonlGenerator(RequestGenerator):
         super().__init__(config, context)
         self.config: VllmJsonlConfig = config
         self.path = Path(config.path)
+        if self.path.is_dir():
+            raise ConfigError(
+                f"workload.path: {self.path} is a folder, not a request JSONL file"
+            )
         if not self.path.is_file():
-            raise ConfigError(f"workload.path: request file {self.path} does not exist")
+            raise ConfigError(
+                f"workload.path: request file {self.path} does not exist"
+                f" ({self.path.resolve()}; a relative path is read from the "
+                "working directory)"
+            )
+        self._check_first_line()
         self.provides_block_hashes = config.prefix_hashes
+
+    def _check_first_line(self) -> None:
+        """Refuse a file without requests, or a CSV trace, before the run starts."""
+        try:
+            with self.path.open(encoding="utf-8-sig") as handle:
+                first = next((line for line in handle if line.strip()), "")
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(
+                f"{self.path}: cannot be read as UTF-8 text: {error}"
+            ) from None
+        if not first:
+            raise InputError(
+                f"{self.path}: no requests; the file is empty or holds only blank "
+                "lines. A request JSONL file has one JSON object per line, with "
+                "input_toks, output_toks and arrival_time_ns."
+            )
+        first = first.strip()
+        looks_like_csv = not first.startswith("{") and (
+            "num_prefill_tokens" in first or self.path.suffix.lower() == ".csv"
+        )
+        if looks_like_csv:
+            shown = first if len(first) <= 200 else f"{first[:200]}..."
+            raise InputError(
+                f"{self.path}: not a request JSONL file; its first line, {shown!r}, "
+                "looks like the header of a CSV trace. Replay a CSV trace with "
+                f'workload.type = "trace" and workload.path = "{self.path}" (on the '
+                f"command line: --trace {self.path})."
+            )
 
     @property
     def label(self) -> str:
@@ -96,36 +135,43 @@ class VllmJsonlGenerator(RequestGenerator):
         block_size = self.context.block_size
         limit = config.num_requests
         previous = -math.inf
-        request_id = 0
+        for request_id, (line_number, line) in enumerate(self._lines()):
+            if limit is not None and request_id >= limit:
+                return
+            record = self._record(line, line_number)
+            prompt = self._tokens(record, "input_toks", line_number)
+            output = self._tokens(record, "output_toks", line_number)
+            offset_ns = self._offset_ns(record, line_number)
+            if offset_ns < previous:
+                raise InputError(
+                    f"{self.path}, line {line_number}, field arrival_time_ns: "
+                    f"{offset_ns} is earlier than the line before "
+                    f"({previous}); sort the requests by arrival_time_ns"
+                )
+            previous = offset_ns
+            hashes = None
+            if config.prefix_hashes:
+                ids = self._token_ids(record, prompt, line_number)
+                if ids is not None:
+                    hashes = prompt_block_hashes(ids, block_size)
+            arrived_at = offset_ns * 1e-9 * config.time_scale
+            yield Request(request_id, arrived_at, prompt, output, hashes)
+
+    def _lines(self) -> Iterator[tuple[int, str]]:
+        """The lines that are not blank, numbered from 1."""
+        line_number = 0
         try:
-            handle = self.path.open(encoding="utf-8")
+            with self.path.open(encoding="utf-8-sig") as handle:
+                for line_number, line in enumerate(handle, start=1):
+                    if line.strip():
+                        yield line_number, line
         except OSError as error:
             raise InputError(f"{self.path}: cannot be read: {error}") from None
-        with handle:
-            for line_number, line in enumerate(handle, start=1):
-                if limit is not None and request_id >= limit:
-                    return
-                if not line.strip():
-                    continue
-                record = self._record(line, line_number)
-                prompt = self._tokens(record, "input_toks", line_number)
-                output = self._tokens(record, "output_toks", line_number)
-                offset_ns = self._offset_ns(record, line_number)
-                if offset_ns < previous:
-                    raise InputError(
-                        f"{self.path}, line {line_number}, field arrival_time_ns: "
-                        f"{offset_ns} is earlier than the line before "
-                        f"({previous}); sort the requests by arrival_time_ns"
-                    )
-                previous = offset_ns
-                hashes = None
-                if config.prefix_hashes:
-                    ids = self._token_ids(record, prompt, line_number)
-                    if ids is not None:
-                        hashes = prompt_block_hashes(ids, block_size)
-                arrived_at = offset_ns * 1e-9 * config.time_scale
-                yield Request(request_id, arrived_at, prompt, output, hashes)
-                request_id += 1
+        except UnicodeDecodeError as error:
+            raise InputError(
+                f"{self.path}: cannot be read as UTF-8 text at or after line "
+                f"{line_number + 1}: {error}; save the file as UTF-8"
+            ) from None
 
     def _where(self, line_number: int, field: str | None = None) -> str:
         where = f"{self.path}, line {line_number}"

@@ -4,7 +4,9 @@ The trace's ``(num_prefill_tokens, num_decode_tokens)`` pairs are read once; eac
 generated request draws one pair uniformly with replacement (a seeded bootstrap, so
 prompt and output lengths keep their joint distribution), and arrivals come from an
 arrival process at ``qps``. This is how a 19,366-request trace becomes a
-million-request benchmark with the same traffic mix.
+million-request benchmark with the same traffic mix. Other columns, ``arrived_at``
+and ``block_hash_ids`` included, are not read: the generated requests share no
+prefix blocks.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from frontier.config import WorkloadConfig, positive
+from frontier.config import WorkloadConfig, path_field, positive
 from frontier.errors import InputError
 from frontier.plugins import RequestGenerator, WorkloadContext
 from frontier.request import Request
@@ -40,7 +42,7 @@ class ResampleConfig(WorkloadConfig):
     """
 
     type: str = "trace_resample"
-    path: str
+    path: str = path_field()
     num_requests: int = attrs.field(validator=positive)
     qps: float = attrs.field(default=4.0, validator=positive)
     arrival: Literal["poisson", "gamma", "fixed", "offline"] = "poisson"
@@ -57,6 +59,8 @@ class ResampleGenerator(RequestGenerator):
         reader = TraceGenerator(
             TraceConfig(path=config.path, arrival="offline"), context
         )
+        # Only the lengths are drawn, so a block_hash_ids column is not read.
+        reader.provides_block_hashes = False
         pairs = [(r.num_prompt_tokens, r.num_output_tokens) for r in reader]
         if not pairs:
             raise InputError(f"{config.path}: the trace has no requests to resample")
