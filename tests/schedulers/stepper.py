@@ -91,6 +91,12 @@ class Stepper:
         **options,
     ) -> None:
         entry = default_plugins().registry.get("replica_scheduler", kind)
+        budget = options.get("max_num_batched_tokens")
+        if kind in ("vllm", "vllm_v1") and budget and "max_num_seqs" not in options:
+            # vLLM refuses a budget below max_num_seqs; with no more requests than
+            # seats the seat count changes nothing, so tiny hand-built budgets
+            # keep their timelines.
+            options["max_num_seqs"] = max(1, min(budget, len(requests)))
         self.config = entry.config_cls(type=kind, **options)
         manager = PrefixCachingBlockManager if prefix_caching else KVBlockManager
         self.blocks = manager(num_blocks, block_size)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from frontier.errors import SimulationError
+from frontier.errors import ConfigError, SimulationError
 
 from schedulers.stepper import Stepper
 
@@ -103,3 +103,13 @@ def test_a_configuration_that_can_only_thrash_stops_with_an_error(run_scenario):
     # Step 1 admits all four (1 block each). Step 2: A's 17th token needs a block:
     # D is preempted and aborted; B's too: C is aborted: 2 in a row.
     assert "give it more KV blocks" in str(error.value)
+
+
+@pytest.mark.parametrize("kind", ["vllm", "vllm_v1"])
+def test_a_budget_below_max_num_seqs_is_refused(kind):
+    """vLLM's SchedulerConfig (v0 and v1) refuses max_num_batched_tokens <
+    max_num_seqs: a step could not hold one decode of every running request."""
+    shape = {"num_blocks": 8, "max_model_len": 4, "max_num_batched_tokens": 4}
+    with pytest.raises(ConfigError, match="max_num_batched_tokens=4 is smaller than"):
+        Stepper(kind, [(0, 4, 1)], max_num_seqs=8, **shape)
+    Stepper(kind, [(0, 4, 1)], max_num_seqs=4, **shape)  # equal is allowed

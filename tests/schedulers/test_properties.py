@@ -48,8 +48,9 @@ def scenarios(draw, kind: str):
 
     options: dict = {}
     if kind == "vllm_v1":
-        options["max_num_batched_tokens"] = draw(st.sampled_from([4, 16, 64, 2048]))
-        options["max_num_seqs"] = draw(st.integers(1, 8))
+        budget = draw(st.sampled_from([4, 16, 64, 2048]))
+        options["max_num_batched_tokens"] = budget
+        options["max_num_seqs"] = draw(st.integers(1, min(8, budget)))  # vLLM's rule
         options["long_prefill_token_threshold"] = draw(st.sampled_from([0, 8]))
         options["reserve_full_isl"] = draw(st.booleans())
     elif kind == "vllm":

@@ -83,3 +83,23 @@ def test_a_prompt_that_can_never_pass_the_watermark_is_rejected():
     )
     assert stepper.run() == [[(1, 16)]]
     assert stepper.outcome(0) == "rejected_no_fit"
+
+
+def test_a_request_preempted_past_the_watermark_is_aborted():
+    """A request can grow past what admission allows: a recompute preemption then
+    sends it back longer than the watermark test can ever pass. It is aborted with
+    the tokens it produced, not counted as a prompt that never fit."""
+    stepper = Stepper(
+        "sarathi", [(0, 128, 33)], num_blocks=10, watermark=0.1, max_model_len=256
+    )
+    steps = stepper.run()
+    # Admission: 8 prompt blocks, 10 - 8 = 2 >= the 1-block watermark. The whole
+    # sequence, 128 + 33 - 1 = 160 tokens, needs all 10 blocks, so the core
+    # admits it. Decodes compute positions 129..144 in the 9th block and 145 in
+    # the 10th (0 free); before the next decode Sarathi finds no free block and
+    # preempts the request itself, which then needs ceil(146 / 16) = 10 blocks
+    # to come back, and 10 - 10 < 1: aborted.
+    assert steps[0] == [(0, 128)]
+    assert len(steps) == 1 + 17  # the prompt, then positions 129 to 145
+    assert stepper.outcome(0) == "aborted"
+    assert stepper.requests[0].num_generated == 18  # 1 from the prompt + 17

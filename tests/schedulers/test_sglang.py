@@ -323,3 +323,19 @@ def test_evictable_cache_counts_as_free_and_a_short_allocation_evicts_its_size()
     assert tree.num_nodes == 10
     assert tree.peek(prompt, 60) == 10
     assert stepper.blocks.num_free_blocks == 40  # 40 + 50 evicted - 50 taken
+
+
+def test_no_lookups_are_counted_with_the_cache_off():
+    """With the radix cache off there is no lookup: the summary's query tokens
+    stay 0, as they do for the vLLM schedulers."""
+    stepper = sglang([(0, 8, 3, SYSTEM), (0.015, 8, 1, SYSTEM)], prefix_caching=False)
+    stepper.run()
+    assert stepper.requests[1].num_cached_tokens == 0
+    stats = stepper.blocks.prefix_stats.as_dict()
+    assert (
+        stats["first_attempt_query_tokens"],
+        stats["all_attempts_query_tokens"],
+    ) == (
+        0,
+        0,
+    )

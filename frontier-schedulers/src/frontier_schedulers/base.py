@@ -171,6 +171,16 @@ class QueueScheduler(ReplicaScheduler):
         """Drop ``request`` for good; the core counts it and writes its row."""
         self.context.reject(request, outcome)
 
+    @staticmethod
+    def never_fits(request: Request) -> Outcome:
+        """The outcome of a request whose blocks the cache can never admit:
+        ``rejected_no_fit`` before it produced a token, ``aborted`` after (a
+        recompute preemption sent it back longer than the admission test can
+        ever pass; vLLM v0 then ignores it with the tokens it had produced)."""
+        if request.num_generated:
+            return Outcome.ABORTED
+        return Outcome.REJECTED_NO_FIT
+
     def cached_prefix_blocks(self, request: Request) -> int:
         """Blocks of ``request``'s prompt this replica holds in its prefix cache.
 
@@ -224,4 +234,21 @@ def check_budget_holds_prompt(
             f"{max_model_len}: without chunked prefill a prompt that long could "
             f"never be scheduled. Raise {name}, lower model.max_model_len or "
             "enable chunked prefill."
+        )
+
+
+def check_budget_holds_seqs(tokens: int, seqs: int) -> None:
+    """Refuse a step token budget below ``max_num_seqs``, as vLLM's
+    ``SchedulerConfig`` does (v0 and v1): every running request must be able to
+    decode in the same step.
+
+    Raises:
+        ConfigError: ``max_num_batched_tokens < max_num_seqs`` after defaults.
+    """
+    if tokens < seqs:
+        raise ConfigError(
+            f"replica_scheduler.max_num_batched_tokens={tokens} is smaller than "
+            f"max_num_seqs={seqs}; vLLM requires at least one token of the step's "
+            "budget per running request. Raise max_num_batched_tokens or lower "
+            "max_num_seqs."
         )

@@ -22,6 +22,8 @@ Rules of ``sarathi/core/scheduler/sarathi_scheduler.py`` in microsoft/sarathi-se
 Departure from the engine: a request whose prompt could never pass the
 watermark test (``num_blocks - required < watermark_blocks``) is rejected; the
 engine would keep it at the head of its queue and stall every request behind it.
+One that fails it only after a recompute preemption (its generated tokens count) is
+``aborted``, keeping the tokens it produced.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import attrs
 from frontier.batch import Batch
 from frontier.config import positive
 from frontier.plugins import ExecutionContext, ReplicaContext
-from frontier.request import Outcome, Request
+from frontier.request import Request
 
 from frontier_schedulers.base import GuardedConfig, QueueScheduler, fraction_below_one
 
@@ -130,7 +132,7 @@ class SarathiScheduler(QueueScheduler):
             required = blocks.blocks_for_tokens(request.num_tokens)
             if blocks.num_blocks - required < self.watermark_blocks:
                 waiting.popleft()
-                self.reject(request, Outcome.REJECTED_NO_FIT)
+                self.reject(request, self.never_fits(request))
                 continue
             if blocks.num_free_blocks - required < self.watermark_blocks:
                 break

@@ -9,7 +9,8 @@ watermark (``SelfAttnBlockSpaceManager``):
    KV watermark: admission needs ``free - required >= watermark_blocks``, with
    ``watermark_blocks = int(watermark * num_blocks)``. The first request that does
    not fit ends the loop. A request with ``num_blocks - required < watermark_blocks``
-   can never be admitted and is rejected (``FINISHED_IGNORED`` in vLLM).
+   can never be admitted and is rejected (``FINISHED_IGNORED`` in vLLM), or
+   ``aborted`` when it had produced tokens before a preemption sent it back.
 2. Only when no prefill was scheduled, every running request decodes one token,
    in admission order. When a request's next token needs a block and none is
    free, the *newest* running request is preempted by recompute (blocks freed,
@@ -28,12 +29,12 @@ import attrs
 from frontier.batch import Batch
 from frontier.config import positive
 from frontier.plugins import ExecutionContext, ReplicaContext
-from frontier.request import Outcome
 
 from frontier_schedulers.base import (
     GuardedConfig,
     QueueScheduler,
     check_budget_holds_prompt,
+    check_budget_holds_seqs,
     fraction_below_one,
 )
 
@@ -76,6 +77,7 @@ class VllmV0Scheduler(QueueScheduler):
             False,
             True,
         )
+        check_budget_holds_seqs(self.max_num_batched_tokens, self.max_num_seqs)
         self.watermark_blocks = int(config.watermark * self.block_manager.num_blocks)
 
     @classmethod
@@ -109,7 +111,7 @@ class VllmV0Scheduler(QueueScheduler):
             required = blocks.blocks_for_tokens(request.num_tokens)
             if blocks.num_blocks - required < self.watermark_blocks:
                 waiting.popleft()
-                self.reject(request, Outcome.REJECTED_NO_FIT)
+                self.reject(request, self.never_fits(request))
                 continue
             if blocks.num_free_blocks - required < self.watermark_blocks:
                 break

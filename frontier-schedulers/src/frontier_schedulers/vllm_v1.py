@@ -43,6 +43,7 @@ from frontier_schedulers.base import (
     GuardedConfig,
     QueueScheduler,
     check_budget_holds_prompt,
+    check_budget_holds_seqs,
 )
 
 __all__ = ["VllmV1Config", "VllmV1Scheduler", "engine_default_limits"]
@@ -105,6 +106,7 @@ class VllmV1Scheduler(QueueScheduler):
             config.enable_chunked_prefill,
             config.max_num_batched_tokens is not None,
         )
+        check_budget_holds_seqs(self.max_num_batched_tokens, self.max_num_seqs)
         self.chunked_prefill = config.enable_chunked_prefill
         self.schedules_ahead = config.async_scheduling
         self.long_prefill_threshold = config.long_prefill_token_threshold

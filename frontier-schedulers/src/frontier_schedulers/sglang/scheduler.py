@@ -312,9 +312,10 @@ class SglangScheduler(QueueScheduler):
         self._entries[request.request_id] = _Entry(list(nodes))
         hit = len(nodes) * self.block_size
         request.num_computed_tokens = hit
-        self.block_manager.prefix_stats.record(
-            request.num_tokens, hit, request.num_preemptions == 0
-        )
+        if self.tree is not None:  # no lookups to count with the cache off
+            self.block_manager.prefix_stats.record(
+                request.num_tokens, hit, request.num_preemptions == 0
+            )
         if request.num_preemptions == 0:
             request.num_cached_tokens = hit
 
