@@ -185,6 +185,24 @@ def test_devices_list_shows_the_required_devices(cli):
         assert f"│ {load_device(name).name} " in result.stdout, name
 
 
+def test_piped_catalogues_keep_every_alias_whole(tmp_path):
+    """Piped, rich would fit a table into 80 columns and cut the aliases; the
+    catalogues print on a wide page instead."""
+    result = _frontier("models", "list", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "…" not in result.stdout
+    assert "llama-3-8b" in result.stdout  # an alias of meta-llama/Meta-Llama-3-8B
+
+
+def test_version_prints_the_core_version(tmp_path):
+    """``frontier --version`` prints frontier-core's installed version."""
+    from importlib.metadata import version
+
+    result = _frontier("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"frontier {version('frontier-core')}"
+
+
 def test_invalid_set_key_exits_2_with_the_path_and_no_traceback(tmp_path):
     """A misspelt --set key ends with status 2, a message naming it, no traceback."""
     result = _frontier(
@@ -226,3 +244,38 @@ def test_missing_trace_exits_2_naming_the_file(tmp_path):
     assert result.returncode == 2
     assert str(missing) in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_run_where_nothing_completes_warns(cli, tmp_path, monkeypatch):
+    """Every prompt at least max_model_len long: the run succeeds (exit 0) but
+    says on stderr that no request completed, and why."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(
+        "run", "--no-output", "-q", "-n", "3", "--set", "model.max_model_len=1"
+    )
+    assert result.exit_code == 0
+    assert "warning: no request completed (3 rejected: prompt of" in result.stderr
+    quiet = cli("run", "--no-output", "-q", "-n", "3")
+    assert "warning" not in quiet.stderr
+
+
+def test_a_config_without_a_context_length_warns_in_one_line(tmp_path):
+    """vLLM assumes 2048 tokens for a config.json without a context length and
+    warns; the CLI prints Frontier's warning as one ``warning:`` line."""
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "hidden_size": 256,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "intermediate_size": 512,
+        "vocab_size": 1000,
+    }
+    (tmp_path / "m.json").write_text(json.dumps(config), "utf-8")
+    result = _frontier(
+        "run", "--no-output", "-q", "-n", "2", "-m", "m.json", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "2048" in line]
+    assert len(warned) == 1
+    assert warned[0].startswith("warning: m.json: the config sets none of")
+    assert "UserWarning" not in result.stderr

@@ -77,6 +77,14 @@ def test_trace_flag_replaces_a_synthetic_workload():
     assert result["workload"] == {"type": "trace", "path": "t.csv", "qps": 3.0}
 
 
+def test_trace_flag_replays_a_jsonl_file_with_the_jsonl_reader():
+    """A ``.jsonl`` file is a request JSONL file, not a CSV trace: --trace picks
+    the ``vllm_jsonl`` workload, dropping a CSV trace's options."""
+    data = {"workload": {"type": "trace", "path": "a.csv", "time_scale": 0.5}}
+    result = collect_overrides(data, [], trace="requests.JSONL")
+    assert result["workload"] == {"type": "vllm_jsonl", "path": "requests.JSONL"}
+
+
 def test_trace_flag_keeps_the_options_of_a_trace_workload():
     """--trace on a config that replays a trace changes only the file."""
     data = {"workload": {"type": "trace", "path": "a.csv", "time_scale": 0.5}}

@@ -302,3 +302,9 @@ def test_json_config_must_be_a_table(tmp_path):
     path.write_text("[1]", "utf-8")
     with pytest.raises(ConfigError, match="table at the top level"):
         read_config_file(path)
+
+
+def test_an_empty_output_dir_is_refused(classes):
+    """An empty metrics.output_dir would write into the working directory."""
+    message = _error({"metrics": {"output_dir": " "}}, classes)
+    assert "metrics.output_dir: must not be empty" in message

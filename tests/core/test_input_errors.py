@@ -122,6 +122,18 @@ def test_plugin_restriction_is_named(monkeypatch):
         build({"replica_scheduler": {"type": "no_such_scheduler"}})
 
 
+def test_plugin_restriction_to_nothing_is_refused(monkeypatch):
+    """A misspelt FRONTIER_PLUGINS name used to load nothing of it silently."""
+    from frontier.errors import PluginError
+    from frontier.registry import load_plugins
+
+    monkeypatch.setenv("FRONTIER_PLUGINS", "frontier-core,frontier-shedulers")
+    with pytest.raises(PluginError, match="names 'frontier-shedulers', which is"):
+        load_plugins()
+    monkeypatch.setenv("FRONTIER_PLUGINS", "frontier-core")
+    assert load_plugins().registry.entries("request_generator")
+
+
 def test_pinned_block_count_too_small_names_the_pin():
     """The refusal blames cache.num_gpu_blocks, not the memory budget."""
     # max_model_len 4096 / 16 = 256 blocks needed; 10 pinned.

@@ -34,6 +34,20 @@ def test_more_stages_than_layers_is_refused():
         _build(parallel={"pipeline_parallel_size": 33})
 
 
+def test_async_scheduling_with_pipeline_stages_is_refused():
+    """Asynchronous scheduling is modelled for one-stage replicas; with two
+    stages it used to be dropped while the summary still said it was on."""
+    with pytest.raises(ConfigError, match="async_scheduling = true is modelled"):
+        _build(
+            parallel={"pipeline_parallel_size": 2},
+            replica_scheduler={"type": "vllm_v1", "async_scheduling": True},
+        )
+    _build(
+        parallel={"pipeline_parallel_size": 2},
+        replica_scheduler={"type": "vllm_v1", "async_scheduling": False},
+    )
+
+
 def test_max_model_len_beyond_the_trained_context_is_refused():
     """Llama-2-7B was trained for 4096 tokens; 8192 is refused as vLLM does."""
     with pytest.raises(ConfigError, match="max_model_len=8192 is longer than the 4096"):
@@ -65,6 +79,39 @@ def test_run_directory_is_model_workload_run_id(tmp_path):
     path = run_directory(config, "meta-llama/Llama-2-7b-hf", "synthetic_poisson")
     # the run id is made safe for a folder name: space and slash become _
     assert path == tmp_path / "Llama-2-7b-hf" / "synthetic_poisson" / "exp_1_a"
+
+
+def test_saved_config_holds_absolute_paths(tmp_path, monkeypatch):
+    """Paths are read against the working directory; the saved config.toml
+    stores them absolute, so it runs again from another directory."""
+    import tomllib
+
+    monkeypatch.chdir(tmp_path)
+    config = _config(metrics={"output_dir": "out", "run_id": "r"})
+    assert config.metrics.output_dir == "out"
+    folder = run_directory(config, "llama-2-7b", "literal")
+    Simulation(config, plugin_host()).run(folder)
+    saved = tomllib.loads((folder / "config.toml").read_text("utf-8"))
+    assert saved["metrics"]["output_dir"] == str(tmp_path / "out")
+    assert saved["metrics"]["run_id"] == "r"  # not a path: as given
+
+    # a workload file, given relative, runs again from another directory
+    (tmp_path / "t.csv").write_text(
+        "arrived_at,num_prefill_tokens,num_decode_tokens\n0,8,2\n", "utf-8"
+    )
+    data = tiny_config([])
+    data["workload"] = {"type": "trace", "path": "t.csv"}
+    data["metrics"] = {"output_dir": "out", "run_id": "t", "progress": False}
+    host = plugin_host()
+    config = build_config(data, host.registry.config_classes())
+    folder = run_directory(config, "llama-2-7b", "t")
+    Simulation(config, host).run(folder)
+    text = (folder / "config.toml").read_text("utf-8")
+    assert tomllib.loads(text)["workload"]["path"] == str(tmp_path / "t.csv")
+    monkeypatch.chdir(tmp_path / "out")
+    again = build_config(tomllib.loads(text), host.registry.config_classes())
+    result = Simulation(again, host).run(None)
+    assert result.summary["requests"]["completed"] == 1
 
 
 def test_run_directory_without_run_id_never_reuses_a_folder(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 from frontier_predictors.cache import TrainedTables, load_or_train
@@ -72,12 +73,25 @@ def test_thread_count_does_not_change_the_key(older_profile, tmp_path, tiny_cont
 
 
 def test_a_corrupt_entry_is_retrained(older_profile, tmp_path, tiny_context):
-    """A truncated cache file is ignored and rewritten, not an error."""
+    """A foreign cache file is ignored and rewritten, not an error."""
     first = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
     with open(first.cache_file, "wb") as handle:
         handle.write(b"not an npz")
     again = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
     assert again.cache_hit is False
+
+
+def test_a_truncated_entry_is_retrained(older_profile, tmp_path, tiny_context):
+    """An entry cut short (a full disk, a killed copy) is retrained; the zip
+    reader's BadZipFile used to escape as a traceback."""
+    first = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
+    entry = Path(first.cache_file)
+    whole = entry.read_bytes()
+    entry.write_bytes(whole[:1000])
+    again = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
+    assert again.cache_hit is False
+    rewritten = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
+    assert rewritten.cache_hit is True
 
 
 def _trained() -> TrainedTables:

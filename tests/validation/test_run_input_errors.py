@@ -88,6 +88,8 @@ def test_asynchronous_scheduling_follows_the_vllm_version(tmp_path, version, exp
     (folder / "meta.json").write_text(json.dumps(meta))
     run = load_run(folder)
     assert _async_scheduling(run.engine, run) is expected
+    # unset with pipeline stages it is off: the simulator models it for one stage
+    assert _async_scheduling(run.engine, run, pp=2) is False
 
 
 def test_a_file_is_not_a_run_folder(tmp_path):

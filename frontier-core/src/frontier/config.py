@@ -33,6 +33,7 @@ __all__ = [
     "WorkloadConfig",
     "fraction",
     "non_negative",
+    "path_field",
     "positive",
 ]
 
@@ -45,6 +46,20 @@ class FieldValueError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def path_field(**kwargs: Any) -> Any:
+    """An attrs field holding a file or folder path, relative to the working
+    directory. The ``config.toml`` a run writes stores it absolute, so that the
+    file runs again from any directory."""
+    return attrs.field(metadata={"path": True}, **kwargs)
+
+
+def _not_blank(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """attrs validator: a text with something in it (an empty path would mean
+    the working directory)."""
+    if not value.strip():
+        raise FieldValueError(attribute.name, "must not be empty")
 
 
 def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -132,7 +147,7 @@ class ModelConfig:
     """
 
     name: str = "meta-llama/Meta-Llama-3-8B"
-    config_path: str | None = None
+    config_path: str | None = path_field(default=None)
     dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8"] = "auto"
     kv_cache_dtype: Literal["auto", "bfloat16", "float16", "float32", "fp8"] = "auto"
     max_model_len: int | None = attrs.field(default=None, validator=positive)
@@ -153,7 +168,7 @@ class DeviceConfig:
     """
 
     name: str = "h100-sxm"
-    catalogue_path: str | None = None
+    catalogue_path: str | None = path_field(default=None)
     memory_gib: float | None = attrs.field(default=None, validator=positive)
     memory_bandwidth_gbps: float | None = attrs.field(default=None, validator=positive)
     bf16_tflops: float | None = attrs.field(default=None, validator=positive)
@@ -333,7 +348,7 @@ class MetricsConfig:
         progress: Show a progress bar on stderr.
     """
 
-    output_dir: str = "outputs"
+    output_dir: str = path_field(default="outputs", validator=_not_blank)
     run_id: str | None = None
     write_request_metrics: bool = True
     progress: bool = True

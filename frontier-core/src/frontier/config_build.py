@@ -243,21 +243,33 @@ def build_config(
     raise ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
 
 
-def config_to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain data (``None`` values dropped, as TOML has no null)."""
-    return _drop_none(_to_data(config))
+def config_to_dict(config: Config, *, absolute_paths: bool = False) -> dict[str, Any]:
+    """The config as plain data (``None`` values dropped, as TOML has no null).
+
+    Args:
+        config: The config.
+        absolute_paths: Write the fields declared with
+            :func:`frontier.config.path_field` as absolute paths (resolved
+            against the working directory, as a run reads them).
+    """
+    return _drop_none(_to_data(config, absolute_paths))
 
 
-def _to_data(value: Any) -> Any:
+def _to_data(value: Any, absolute_paths: bool) -> Any:
     # By each value's own class, so a plugin's config keeps its own fields.
     if attrs.has(type(value)):
-        return {
-            f.name: _to_data(getattr(value, f.name)) for f in attrs.fields(type(value))
-        }
+        data = {}
+        for field in attrs.fields(type(value)):
+            item = getattr(value, field.name)
+            if absolute_paths and field.metadata.get("path") and isinstance(item, str):
+                data[field.name] = os.path.abspath(item) if item else item
+            else:
+                data[field.name] = _to_data(item, absolute_paths)
+        return data
     if isinstance(value, list | tuple):
-        return [_to_data(v) for v in value]
+        return [_to_data(v, absolute_paths) for v in value]
     if isinstance(value, dict):
-        return {k: _to_data(v) for k, v in value.items()}
+        return {k: _to_data(v, absolute_paths) for k, v in value.items()}
     return value
 
 
@@ -269,9 +281,10 @@ def _drop_none(value: Any) -> Any:
     return value
 
 
-def config_to_toml(config: Config) -> str:
-    """The resolved config as TOML text, loadable with ``frontier run``."""
-    return tomli_w.dumps(config_to_dict(config))
+def config_to_toml(config: Config, *, absolute_paths: bool = False) -> str:
+    """The resolved config as TOML text, loadable with ``frontier run``
+    (``absolute_paths`` as in :func:`config_to_dict`)."""
+    return tomli_w.dumps(config_to_dict(config, absolute_paths=absolute_paths))
 
 
 # --------------------------------------------------------------------------- sources

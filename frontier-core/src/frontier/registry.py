@@ -204,9 +204,17 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
     manager.add_hookspecs(hookspecs)
     origins: dict[str, tuple[str, str]] = {}
     wanted = _wanted()
-    for point in sorted(
-        entry_points(group=hookspecs.PROJECT_NAME), key=lambda p: p.name
-    ):
+    points = sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda p: p.name)
+    if wanted is not None:
+        known = {p.name for p in points} | {p.dist.name for p in points if p.dist}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise PluginError(
+                f"FRONTIER_PLUGINS names {', '.join(map(repr, unknown))}, which is "
+                "neither an installed entry point nor a distribution of the "
+                f"'frontier' group; known: {', '.join(sorted(known))}"
+            )
+    for point in points:
         dist = point.dist
         dist_name = dist.name if dist is not None else "?"
         version = dist.version if dist is not None else "?"

@@ -44,6 +44,12 @@ from frontier.request import Outcome, Request
 
 __all__ = ["RunResult", "Simulation", "resolve_dtypes", "run_directory"]
 
+_ASYNC_WITH_STAGES = (
+    "replica_scheduler.async_scheduling = true is modelled for replicas of one "
+    "pipeline stage only; with parallel.pipeline_parallel_size = {stages} set it to "
+    "false (batches then form when the first stage frees)"
+)
+
 _ARRIVAL, _BATCH_END, _SCHEDULE, _GROUP_END, _GROUP_SCHEDULE = 0, 1, 2, 3, 4
 _LATEST_ARRIVAL_S = 1e9
 """Latest arrival accepted: a double keeps 0.1 microsecond steps up to here."""
@@ -222,6 +228,11 @@ class Simulation:
                 f"parallel.pipeline_parallel_size={parallel.pipeline_parallel_size} is "
                 f"more than the model's {model.num_layers} layers"
             )
+        stages = parallel.pipeline_parallel_size
+        if stages > 1 and getattr(
+            self.config.replica_scheduler, "async_scheduling", False
+        ):
+            raise ConfigError(_ASYNC_WITH_STAGES.format(stages=stages))
         ep = parallel.expert_parallel_size
         if ep > 1 and not model.is_moe:
             raise ConfigError(
@@ -275,11 +286,10 @@ class Simulation:
             replica.scheduler = self._scheduler_factory(
                 self.config.replica_scheduler, context
             )
-            # XXX: asynchronous scheduling is modelled for single-stage replicas;
-            # with pipeline stages batches are formed when the first stage frees.
-            replica.lookahead = (
-                replica.scheduler.schedules_ahead and replica.num_stages == 1
-            )
+            if replica.scheduler.schedules_ahead and replica.num_stages > 1:
+                # a scheduler plugin that schedules ahead by another switch
+                raise ConfigError(_ASYNC_WITH_STAGES.format(stages=replica.num_stages))
+            replica.lookahead = replica.scheduler.schedules_ahead
             if replica.lookahead:
                 replica.fast_forward = False
             self.replicas.append(replica)
@@ -324,7 +334,7 @@ class Simulation:
             try:
                 output_dir.mkdir(parents=True, exist_ok=True)
                 (output_dir / "config.toml").write_text(
-                    config_to_toml(self.config), "utf-8"
+                    config_to_toml(self.config, absolute_paths=True), "utf-8"
                 )
             except OSError as error:
                 raise ConfigError(

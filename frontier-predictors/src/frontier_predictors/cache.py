@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,15 +118,26 @@ def load(path: Path) -> TrainedTables | None:
                 tables[name] = OperatorTable(
                     name, axes, data[f"{name}.values"], max_sum
                 )
-    except (OSError, KeyError, ValueError, json.JSONDecodeError):
+        factors = {
+            n: OperatorFactors(
+                f["compute_efficiency"], f["memory_efficiency"], f["overhead_us"] * 1e-6
+            )
+            for n, f in meta["factors"].items()
+        }
+        report, trained_meta = meta["report"], meta["meta"]
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        zipfile.BadZipFile,
+    ):
+        # a truncated or foreign file: np.load raises BadZipFile or EOFError,
+        # a damaged member ValueError, a hand-edited meta KeyError or TypeError
         return None
-    factors = {
-        n: OperatorFactors(
-            f["compute_efficiency"], f["memory_efficiency"], f["overhead_us"] * 1e-6
-        )
-        for n, f in meta["factors"].items()
-    }
-    return TrainedTables(tables, factors, meta["report"], meta["meta"])
+    return TrainedTables(tables, factors, report, trained_meta)
 
 
 def load_or_train(

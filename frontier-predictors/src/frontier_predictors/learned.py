@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import attrs
-from frontier.config import FieldValueError, PredictorConfig
+from frontier.config import FieldValueError, PredictorConfig, path_field
 from frontier.errors import ConfigError
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
 
@@ -68,9 +68,9 @@ class LearnedConfig(PredictorConfig):
     """
 
     type: str = "learned"
-    profile_dir: str | None = None
+    profile_dir: str | None = path_field(default=None)
     check_device: bool = True
-    cache_dir: str | None = None
+    cache_dir: str | None = path_field(default=None)
     statistic: Literal["median", "mean", "min", "max"] = "median"
     seed: int = 0
 

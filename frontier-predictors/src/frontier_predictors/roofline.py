@@ -25,7 +25,7 @@ from typing import Any
 
 import attrs
 import numpy as np
-from frontier.config import FieldValueError, PredictorConfig
+from frontier.config import FieldValueError, PredictorConfig, path_field
 from frontier.errors import ConfigError
 from frontier.models import DTYPE_BYTES
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
@@ -80,7 +80,7 @@ class RooflineConfig(PredictorConfig):
     attention_memory_efficiency: float = attrs.field(default=0.7, validator=_fraction)
     elementwise_memory_efficiency: float = attrs.field(default=0.6, validator=_fraction)
     launch_overhead_us: float = attrs.field(default=4.0, validator=_non_negative)
-    calibration_path: str | None = None
+    calibration_path: str | None = path_field(default=None)
 
 
 @attrs.frozen

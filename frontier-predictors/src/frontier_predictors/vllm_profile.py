@@ -59,7 +59,7 @@ from typing import Any
 
 import attrs
 from frontier.batch import Batch
-from frontier.config import PredictorConfig, positive
+from frontier.config import PredictorConfig, path_field, positive
 from frontier.errors import ConfigError, InputError
 from frontier.hookspecs import hookimpl
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
@@ -95,7 +95,7 @@ class VllmProfileConfig(PredictorConfig):
     """
 
     type: str = "vllm_profile"
-    path: str
+    path: str = path_field()
     tensor_parallel_size: int | None = attrs.field(default=None, validator=positive)
     skew_correction: bool = True
     check_device: bool = True

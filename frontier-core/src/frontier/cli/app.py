@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from rich.console import Console
 
 from frontier.cli.overrides import collect_overrides
 from frontier.config_build import build_config, config_to_toml, read_config_file
-from frontier.errors import FrontierError
+from frontier.errors import FrontierError, FrontierWarning
 
 __all__ = ["app", "main"]
 
@@ -45,6 +46,33 @@ app.add_typer(devices_app, name="devices")
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
+# Tables piped to a file or another program get a wide page, not rich's 80
+# columns, so that no cell is cut short.
+tables = stdout if stdout.is_terminal else Console(soft_wrap=True, width=240)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        stdout.print(f"frontier {version('frontier-core')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version of frontier-core and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Frontier: simulate LLM inference serving (TTFT, TPOT, throughput)."""
+
 
 ConfigArg = Annotated[
     Path | None,
@@ -77,7 +105,10 @@ NumOpt = Annotated[
     int | None, typer.Option("--num-requests", "-n", help="Number of requests.")
 ]
 TraceOpt = Annotated[
-    Path | None, typer.Option("--trace", "-t", help="Replay this CSV trace.")
+    Path | None,
+    typer.Option(
+        "--trace", "-t", help="Replay this CSV trace (or .jsonl request file)."
+    ),
 ]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the run.")]
 OutOpt = Annotated[
@@ -175,6 +206,30 @@ def run(
         sys.stdout.write(json.dumps(result.summary, indent=2) + "\n")
     else:
         print_summary(stdout, result)
+    _warn_if_nothing_completed(result.summary)
+
+
+def _warn_if_nothing_completed(summary: dict[str, Any]) -> None:
+    """A run in which no request completed is rarely what was meant: say why."""
+    requests = summary["requests"]
+    if requests["completed"] + requests["truncated"] or not any(requests.values()):
+        return
+    reasons = [
+        f"{requests[key]} {label}"
+        for key, label in (
+            ("rejected_too_long", "rejected: prompt of max_model_len tokens or more"),
+            ("rejected_no_fit", "rejected: can never fit the KV cache"),
+            ("aborted", "aborted"),
+        )
+        if requests[key]
+    ]
+    limit = summary["metadata"]["max_model_len"]
+    stderr.print(
+        f"warning: no request completed ({', '.join(reasons)}); max_model_len is "
+        f"{limit} and the KV cache holds {summary['memory']['num_gpu_blocks']} "
+        "blocks per replica",
+        highlight=False,
+    )
 
 
 @config_app.command("show")
@@ -237,7 +292,7 @@ def plugins_list(
         if describe:
             cells.append(entry.description)
         table.add_row(*cells)
-    stdout.print(table)
+    tables.print(table)
 
 
 def _print_catalogue(
@@ -251,7 +306,7 @@ def _print_catalogue(
         table.add_column(column, no_wrap=column == "name")
     for row in rows:
         table.add_row(*row)
-    stdout.print(table)
+    tables.print(table)
 
 
 @models_app.command("list")
@@ -309,8 +364,20 @@ def _add_plugin_commands() -> None:
         _plugins().hook.frontier_add_commands(app=app)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Frontier's own warnings as one ``warning:`` line; others as Python shows them."""
+    if issubclass(category, FrontierWarning):
+        stderr.print(f"warning: {message}", highlight=False)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point of the ``frontier`` script: clean messages for input errors."""
+    warnings.showwarning = _show_warning
     try:
         _add_plugin_commands()
         app()

@@ -45,8 +45,9 @@ def collect_overrides(
     """Apply the short flags, then every ``--set`` (which win), to ``data``.
 
     ``--model`` takes a catalogue name, or a path to a ``config.json``; ``--trace``
-    switches the workload to trace replay of that file (keeping the trace options
-    of a config that already replays one); ``--scheduler`` and
+    switches the workload to replay of that file, a CSV trace (``trace``) or a
+    request JSONL file (``vllm_jsonl``, by its ``.jsonl`` suffix), keeping the
+    options of a config that already replays one of that kind; ``--scheduler`` and
     ``--predictor`` pick a plugin (keeping its options when it is already the one
     configured).
     """
@@ -62,7 +63,8 @@ def collect_overrides(
             section.pop("config_path", None)
     trace = flags.pop("trace", None)
     if trace is not None:
-        _switch_slot(data, "workload", "trace")
+        kind = "vllm_jsonl" if Path(trace).suffix.lower() == ".jsonl" else "trace"
+        _switch_slot(data, "workload", kind)
         data["workload"]["path"] = str(trace)
     for flag, slot in _SLOT_FLAGS.items():
         name = flags.pop(flag, None)

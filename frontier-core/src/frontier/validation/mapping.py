@@ -208,7 +208,7 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "max_num_seqs": max_num_seqs,
         "max_num_batched_tokens": max_num_batched_tokens,
         "enable_chunked_prefill": _flag(engine, "enable_chunked_prefill", run, True),
-        "async_scheduling": _async_scheduling(engine, run),
+        "async_scheduling": _async_scheduling(engine, run, pp),
     }
     seed = _seed(engine, run)
     # Every engine setting is checked above; the inputs' paths follow.
@@ -267,9 +267,12 @@ def _vllm_version(run: RealRun) -> tuple[int, int] | None:
     return parts
 
 
-def _async_scheduling(engine: dict[str, Any], run: RealRun) -> bool:
+def _async_scheduling(engine: dict[str, Any], run: RealRun, pp: int = 1) -> bool:
     """The run's ``async_scheduling``: as set, else vLLM's default for its version
     (on from v0.12, the release after the plan of vLLM issue 27679 landed).
+    Unset with pipeline stages it is off: the simulator models asynchronous
+    scheduling for single-stage replicas only (a run that set it is refused
+    when the config is built).
 
     Raises:
         InputError: Neither the setting nor the version is recorded, or either
@@ -279,6 +282,8 @@ def _async_scheduling(engine: dict[str, Any], run: RealRun) -> bool:
     version = _vllm_version(run)
     if value is not None:
         return value
+    if pp > 1:
+        return False
     if version is None:
         raise InputError(
             f"{run.folder / 'meta.json'}: neither engine_kwargs.async_scheduling "
