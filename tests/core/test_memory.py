@@ -40,6 +40,16 @@ def _plan(
     )
 
 
+def test_an_fp8_checkpoint_keeps_its_embedding_and_head_in_bf16():
+    """FP8 (or INT8) checkpoints quantise the linear layers only: norms, the
+    embedding and the LM head stay 2 bytes (they used to be counted at 1)."""
+    plan = _plan(weight_dtype_bytes=1)
+    # linear: 32 x (67,108,864 + 135,266,304) = 6,476,005,376 x 1 byte
+    # other:  32 x 8,192 norms + 2 x 131,072,000 tables + 4,096 final norm
+    #       = 262,410,240 x 2 bytes = 524,820,480
+    assert plan.weight_bytes == 6_476_005_376 + 524_820_480 == 7_000_825_856
+    assert plan.weight_bytes == 6_476_005_376 + (LLAMA2_7B_PARAMS - 6_476_005_376) * 2
+
 def test_llama2_7b_on_a100_tp1_by_hand():
     """Every term of the Llama-2-7B / A100-80GB / TP1 plan, computed by hand."""
     plan = _plan()

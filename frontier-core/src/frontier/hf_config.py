@@ -135,10 +135,6 @@ def _weight_dtype(config: dict[str, Any], source: str, dtype: str) -> str | None
     more; FP8 checkpoints one scale per row or per 128 x 128 block. Narrower
     weights are refused.
     """
-    # XXX: memory planning charges ``weight_dtype`` to every weight, the token
-    # embedding and the LM head included, which these checkpoints keep in
-    # ``dtype``: an FP8 Llama-3-8B's 1.05e9 embedding weights are counted at 1 GB
-    # instead of 2.1 GB.
     quantization = config.get("quantization_config")
     if quantization is None:
         return None
@@ -170,9 +166,9 @@ def _weight_dtype(config: dict[str, Any], source: str, dtype: str) -> str | None
                 return "int8"
         described = f"weights of {' and '.join(map(repr, bits))} bits"
     # XXX: 4-bit weight-only checkpoints (AWQ, GPTQ, compressed-tensors w4a16)
-    # are refused rather than sized: their embedding and LM head stay in
-    # ``dtype`` while memory planning has one element size for all weights, so
-    # half a byte per weight would under-count Llama-3-8B-AWQ by ~1.6 GB.
+    # are refused rather than sized: element sizes are whole bytes throughout
+    # (memory planning, predictors), and their group scales and zero points
+    # (4 + 20 / 128 bits a weight at group size 128) would need sizing too.
     raise ConfigError(
         f"{source}: field 'quantization_config' has quant_method {method!r} with "
         f"{described}; Frontier sizes 8-bit weights only (quant_method 'fp8', or "

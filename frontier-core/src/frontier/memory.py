@@ -13,7 +13,8 @@ The same arithmetic here, per GPU (the most loaded one of a replica)::
 Weights are split over tensor-parallel ranks and, by layers, over pipeline stages
 (the first stage also holds the embedding, the last the LM head); with expert
 parallelism the routed experts are split over ``expert_parallel_size`` GPUs
-instead. Activations are
+instead. A quantised checkpoint's linear and expert weights take its element size,
+the rest (norms, routers, embedding, LM head) the activation dtype's. Activations are
 estimated as ``tokens * (3 * intermediate / tp + 4 * hidden) * dtype_bytes`` for the
 MLP's widest intermediates and the residual stream, plus FP32 logits for
 ``max_num_seqs`` sequences; set ``cache.activation_memory_gib`` to use a measured
@@ -71,17 +72,40 @@ class MemoryPlan:
         }
 
 
-def _stage_weight_params(model: ModelSpec, stage: int, num_stages: int) -> int:
+def _stage_weights(
+    model: ModelSpec, stage: int, num_stages: int
+) -> tuple[int, int, int]:
+    """Weights of one pipeline stage as ``(linear, routed experts, other)``.
+
+    ``linear`` is the attention projections, dense MLPs and shared experts;
+    ``routed experts`` the MoE layers' routed experts; ``other`` what a quantised
+    checkpoint keeps in the activation dtype: norms, routers, the token embedding
+    (first stage) and the final norm and LM head (last stage; a tied head is the
+    embedding itself unless the stages split them).
+    """
     counts = layers_per_stage(model.num_layers, num_stages)
     first = sum(counts[:stage])
-    params = sum(model.layer_params(i) for i in range(first, first + counts[stage]))
+    linear = experts = other = 0
+    for index in range(first, first + counts[stage]):
+        linear += model.attention_params()
+        other += 2 * model.hidden_size  # the layer's two norms
+        if model.is_moe_layer(index):
+            other += model.hidden_size * model.num_experts  # router
+            experts += model.num_experts * model.mlp_params(
+                model.expert_intermediate_size
+            )
+            linear += model.num_shared_experts * model.mlp_params(
+                model.shared_expert_intermediate_size
+            )
+        else:
+            linear += model.mlp_params(model.intermediate_size)
     if stage == 0:
-        params += model.vocab_size * model.hidden_size
+        other += model.vocab_size * model.hidden_size
     if stage == num_stages - 1:
-        params += model.hidden_size
+        other += model.hidden_size
         if not model.tie_word_embeddings or num_stages > 1:
-            params += model.vocab_size * model.hidden_size
-    return params
+            other += model.vocab_size * model.hidden_size
+    return linear, experts, other
 
 
 def plan_memory(
@@ -100,7 +124,9 @@ def plan_memory(
     """Plan one replica's KV cache, or refuse when a full sequence cannot fit.
 
     ``weight_dtype_bytes`` is the stored weights' element size when it differs from
-    the activations' (an FP8 checkpoint); ``dtype_bytes`` otherwise.
+    the activations' (an FP8 or INT8 checkpoint): it applies to the linear layers'
+    and experts' weights, while norms, routers, the embedding and the LM head stay
+    at ``dtype_bytes``, as such checkpoints store them.
 
     Raises:
         ConfigError: One ``max_model_len`` sequence needs more blocks than fit;
@@ -109,23 +135,19 @@ def plan_memory(
     tp = parallel.tensor_parallel_size
     pp = parallel.pipeline_parallel_size
     ep = parallel.expert_parallel_size
-    stage_params = [_stage_weight_params(model, s, pp) for s in range(pp)]
-    worst_stage = max(range(pp), key=lambda s: stage_params[s])
     element_bytes = weight_dtype_bytes or dtype_bytes
-    weight_bytes = stage_params[worst_stage] * element_bytes // tp
-    if ep > 1:
-        counts = layers_per_stage(model.num_layers, pp)
-        first = sum(counts[:worst_stage])
-        moe_layers = sum(
-            model.is_moe_layer(i) for i in range(first, first + counts[worst_stage])
-        )
-        experts = (
-            moe_layers
-            * model.num_experts
-            * model.mlp_params(model.expert_intermediate_size)
-        )
-        weight_bytes = (stage_params[worst_stage] - experts) * element_bytes // tp
-        weight_bytes += experts * element_bytes // ep
+    stage_bytes = []
+    for stage in range(pp):
+        linear, experts, other = _stage_weights(model, stage, pp)
+        if ep > 1:  # experts split over the expert-parallel group, not by TP
+            dense = (linear * element_bytes + other * dtype_bytes) // tp
+            stage_bytes.append(dense + experts * element_bytes // ep)
+        else:
+            stage_bytes.append(
+                ((linear + experts) * element_bytes + other * dtype_bytes) // tp
+            )
+    worst_stage = max(range(pp), key=lambda s: stage_bytes[s])
+    weight_bytes = stage_bytes[worst_stage]
 
     if cache.activation_memory_gib is not None:
         activation_bytes = int(cache.activation_memory_gib * GIB)
