@@ -50,6 +50,7 @@ def test_an_fp8_checkpoint_keeps_its_embedding_and_head_in_bf16():
     assert plan.weight_bytes == 6_476_005_376 + 524_820_480 == 7_000_825_856
     assert plan.weight_bytes == 6_476_005_376 + (LLAMA2_7B_PARAMS - 6_476_005_376) * 2
 
+
 def test_llama2_7b_on_a100_tp1_by_hand():
     """Every term of the Llama-2-7B / A100-80GB / TP1 plan, computed by hand."""
     plan = _plan()
