@@ -241,7 +241,16 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
     for kind, hook_name in _HOOK_OF_KIND.items():
         for impl in reversed(getattr(manager.hook, hook_name).get_hookimpls()):
             dist_name, version = origins.get(impl.plugin_name, (impl.plugin_name, "?"))
-            impl.function(registry=_Registrar(registry, kind, dist_name, version))
+            try:
+                impl.function(registry=_Registrar(registry, kind, dist_name, version))
+            except PluginError:
+                raise
+            except Exception as error:
+                raise PluginError(
+                    f"{dist_name}: its {hook_name} hook failed: "
+                    f"{type(error).__name__}: {error} (uninstall the distribution, or "
+                    "leave it out with FRONTIER_PLUGINS, to run without it)"
+                ) from error
     return PluginHost(manager, registry)
 
 

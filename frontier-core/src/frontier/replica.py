@@ -38,6 +38,7 @@ import math
 from typing import TYPE_CHECKING
 
 from frontier.batch import Batch
+from frontier.errors import SimulationError
 from frontier.execution import ExecutionModel
 from frontier.kv_cache import KVBlockManager
 from frontier.request import Outcome, Request
@@ -135,7 +136,10 @@ class Replica:
             for request in unqueued:
                 request.queued_at = now
             unqueued.clear()
-        return self.scheduler.schedule(now)
+        batch = self.scheduler.schedule(now)
+        if batch is not None and not batch.requests:
+            return None  # an empty batch is no batch: the stall check sees it
+        return batch
 
     def can_start(self, now: float) -> bool:
         """Whether a new batch may enter the first stage at ``now``."""
@@ -179,6 +183,8 @@ class Replica:
             if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
                 request.scheduled_at = now
             computed = request.num_computed_tokens + tokens
+            if tokens < 1 or computed > request.num_tokens:
+                self._refuse_batch(request, tokens, now)
             request.num_computed_tokens = computed
             sampled = computed == request.num_tokens
             if sampled and lookahead:
@@ -186,6 +192,18 @@ class Replica:
             sample(sampled)
             epoch(request.num_preemptions)
         return samples, epochs
+
+    def _refuse_batch(self, request: Request, tokens: int, now: float) -> None:
+        """A scheduler gave ``request`` a share no engine could run: stop with the
+        scheduler named (a plugin bug would otherwise loop or miscount)."""
+        left = request.num_tokens - request.num_computed_tokens
+        raise SimulationError(
+            f"replica {self.replica_id}'s scheduler "
+            f"({type(self.scheduler).__name__}) gave request {request.request_id} "
+            f"{tokens} token(s) at t={now:.6f} s, but it has {left} left to compute "
+            f"({request.num_computed_tokens} of {request.num_tokens} computed); "
+            "every request in a batch needs 1 to its remaining tokens"
+        )
 
     def start_queued(self, now: float) -> InFlightBatch | None:
         """Start the batch formed ahead (asynchronous scheduling), then form the

@@ -1,0 +1,134 @@
+"""A replica-scheduler plugin that forms impossible batches ends the run with an
+error naming it, instead of looping for ever or miscounting tokens."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+from conftest import _TestPlugins, tiny_config
+from frontier.batch import Batch
+from frontier.config import ReplicaSchedulerConfig
+from frontier.config_build import build_config
+from frontier.errors import SimulationError
+from frontier.hookspecs import hookimpl
+from frontier.plugins import ReplicaScheduler
+from frontier.registry import load_plugins
+from frontier.simulation import Simulation
+
+
+class _Fcfs(ReplicaScheduler):
+    """Whole prompts, FCFS, blocks for the whole sequence at admission; the
+    subclasses below break one rule each."""
+
+    share = None  # tokens given to each request; None: all it has left
+
+    def __init__(self, config, context):
+        super().__init__(config, context)
+        self.waiting = deque()
+        self.running = []
+
+    def add_request(self, request, now):
+        self.waiting.append(request)
+
+    def schedule(self, now):
+        batch = Batch()
+        for request in self.running:
+            left = request.num_tokens - request.num_computed_tokens
+            if left > 0:
+                batch.add(request, left if self.share is None else self.share(left))
+        blocks = self.context.block_manager
+        while self.waiting:
+            request = self.waiting[0]
+            if not blocks.allocate(
+                request, request.num_tokens + request.max_output_tokens
+            ):
+                break
+            self.running.append(self.waiting.popleft())
+            left = request.num_tokens
+            batch.add(request, left if self.share is None else self.share(left))
+        return self.answer(batch)
+
+    def answer(self, batch):
+        return batch if batch.requests else None
+
+    def on_batch_end(self, batch, finished, now):
+        done = {id(r) for r in finished}
+        for request in finished:
+            self.context.block_manager.free(request)
+        self.running = [r for r in self.running if id(r) not in done]
+
+    @property
+    def num_waiting(self):
+        return len(self.waiting)
+
+    @property
+    def num_running(self):
+        return len(self.running)
+
+
+class _EmptyBatches(_Fcfs):
+    def answer(self, batch):
+        return Batch()  # an empty batch, never None
+
+
+class _ZeroTokens(_Fcfs):
+    share = staticmethod(lambda left: 0)
+
+
+class _TooManyTokens(_Fcfs):
+    share = staticmethod(lambda left: left + 1000)
+
+
+class _Plugins:
+    @hookimpl
+    def frontier_register_replica_schedulers(self, registry):
+        for name, cls in (
+            ("fcfs_ok", _Fcfs),
+            ("empty_batches", _EmptyBatches),
+            ("zero_tokens", _ZeroTokens),
+            ("too_many_tokens", _TooManyTokens),
+        ):
+            registry.register(name, cls, ReplicaSchedulerConfig)
+
+
+def _run(kind: str):
+    host = load_plugins(extra=[("tests", _TestPlugins()), ("broken", _Plugins())])
+    data = tiny_config([(0.0, 8, 2), (0.0, 8, 2)], replica_scheduler={"type": kind})
+    config = build_config(data, host.registry.config_classes())
+    return Simulation(config, host).run(None)
+
+
+def test_the_well_formed_scheduler_completes():
+    """The base of the broken ones runs both requests to completion."""
+    assert _run("fcfs_ok").summary["requests"]["completed"] == 2
+
+
+def test_an_empty_batch_is_no_batch_and_the_stall_is_reported():
+    """An empty Batch used to be launched as a step that did nothing, for ever."""
+    with pytest.raises(SimulationError, match="formed no batch although requests"):
+        _run("empty_batches")
+
+
+@pytest.mark.parametrize(
+    ("kind", "given"), [("zero_tokens", r"0 token\(s\)"), ("too_many_tokens", "1008")]
+)
+def test_a_share_no_engine_could_run_is_refused(kind, given):
+    """0 tokens looped for ever; more tokens than the request has were counted."""
+    with pytest.raises(SimulationError, match=rf"gave request 0 {given}.* 8 left"):
+        _run(kind)
+
+
+class _BrokenRegistration:
+    @hookimpl
+    def frontier_register_predictors(self, registry):
+        raise RuntimeError("boom")
+
+
+def test_a_failing_registration_hook_names_its_distribution():
+    """A plugin whose hook raises used to break every command with a traceback,
+    ``frontier plugins list`` included."""
+    from frontier.errors import PluginError
+
+    with pytest.raises(PluginError, match="broken-dist: its frontier_register_pre"):
+        load_plugins(extra=[("broken-dist", _BrokenRegistration())])
