@@ -227,7 +227,9 @@ def build_config(
         source: Name of the config's origin, for error messages.
 
     Raises:
-        ConfigError: Listing every bad field by its dotted path.
+        ConfigError: Listing every unknown key and mistyped value by its dotted
+            path; range checks run on sections whose types are right, so a value
+            out of range is reported once the type errors are fixed.
     """
     converter = _make_converter(plugin_configs)
     data = dict(data)
