@@ -341,3 +341,66 @@ def test_another_predictor_does_not_inherit_the_profile_path(data_root):
     result = validate_run(run_dir(data_root), sets=["predictor.type=roofline"])
     assert result.summary["predictor"]["type"] == "roofline"
     assert result.comparison["ttft"].count == 3
+
+
+def _rewrite_meta(root, **fields):
+    """Add ``fields`` to the run's ``meta.json``."""
+    path = run_dir(root) / "meta.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+
+
+def test_the_whole_workload_sent_is_simulated(data_root):
+    """num_requests 3 simulates workload lines 0 to 2."""
+    _rewrite_meta(data_root, num_requests=3)
+    run = load_run(run_dir(data_root))
+    assert build_config_data(run, locate_inputs(run))["workload"]["num_requests"] == 3
+
+
+def test_a_workload_shorter_than_the_requests_sent_is_refused(data_root):
+    """A 2-line workload cannot be the one a client sent 3 requests of."""
+    workload = data_root / "workloads" / "tiny.jsonl"
+    workload.write_text("".join(workload.read_text().splitlines(True)[:2]))
+    _rewrite_meta(data_root, num_requests=3)
+    with pytest.raises(InputError, match=r"num_requests: 3, but the workload .* has 2"):
+        validate_run(run_dir(data_root))
+
+
+def test_undefined_differences_print_as_not_available(data_root):
+    """With every timestamp equal the measured TTFT is 0: its difference is n/a."""
+    from frontier.validation.report import print_comparison
+    from rich.console import Console
+
+    def same_time(records):
+        times = ("queued_ts", "first_token_ts", "last_token_ts")
+        return [{**r, **dict.fromkeys(times, 10.0)} for r in records]
+
+    _rewrite_requests(data_root, same_time)
+    console = Console(record=True, width=120)
+    print_comparison(console, validate_run(run_dir(data_root)))
+    text = console.export_text()
+    assert "n/a" in text
+    assert "nan" not in text
+
+
+def test_an_absolute_dataset_path_is_read(data_root):
+    """An absolute workload path is used as is; models come from the data root."""
+    workload = data_root / "workloads" / "tiny.jsonl"
+    _rewrite_meta(data_root, dataset_path=str(workload))
+    inputs = locate_inputs(load_run(run_dir(data_root)))
+    assert inputs.workload == workload
+    assert inputs.model_config == data_root / "models" / "org" / "tiny.json"
+
+
+@pytest.mark.parametrize(
+    ("dataset", "message"),
+    [
+        ("../../../workloads/tiny.jsonl", "climbs out of the data set's root"),
+        ("/nowhere/tiny.jsonl", "the workload /nowhere/tiny.jsonl does not exist"),
+        ("workloads/other.jsonl", "no folder above the run .* holds the workload"),
+    ],
+)
+def test_a_bad_dataset_path_is_named(data_root, dataset, message):
+    """The error names dataset_path, not a model config looked up elsewhere."""
+    _rewrite_meta(data_root, dataset_path=dataset)
+    with pytest.raises(InputError, match=f"dataset_path: .*{message}"):
+        locate_inputs(load_run(run_dir(data_root)))

@@ -202,3 +202,115 @@ def test_an_unknown_cuda_graph_mode_is_refused(tmp_path):
     )
     with pytest.raises(InputError, match="cudagraph_mode: 'SOMETIMES' is not one"):
         _cuda_graph_max_tokens(run.engine, run)
+
+
+def test_a_truncated_request_file_is_refused(tmp_path):
+    """One request where meta.json says the client sent 3 is not a lighter run."""
+    folder = _with_meta(make_run(tmp_path / "run", [request(0)]), num_requests=3)
+    with pytest.raises(InputError, match=r"1 request\(s\), but meta.json says .* 3"):
+        load_run(folder)
+
+
+def test_request_ids_must_cover_the_requests_sent(tmp_path):
+    """bench-0 and bench-5 of 2 requests sent leave workload line 1 unserved."""
+    folder = make_run(tmp_path / "run", [request(0), request(5)])
+    _with_meta(folder, num_requests=2)
+    with pytest.raises(InputError, match=r"line 2: .* and none names line 1"):
+        load_run(folder)
+
+
+def test_the_workload_sent_is_the_number_of_requests(tmp_path):
+    """With num_requests 2, lines 0 and 1 are the workload the client sent."""
+    folder = make_run(tmp_path / "run", [request(1), request(0)])
+    run = load_run(_with_meta(folder, num_requests=2))
+    assert run.workload_requests == 2
+
+
+@pytest.mark.parametrize("value", ["300", 2.0, 0, True])
+def test_a_malformed_request_count_is_refused(tmp_path, value):
+    """num_requests must be a positive JSON integer."""
+    folder = _with_meta(make_run(tmp_path / "run", [request(0)]), num_requests=value)
+    with pytest.raises(InputError, match=r"num_requests: .* is not a positive integer"):
+        load_run(folder)
+
+
+RUN_TIMES = {
+    "started_at": "2026-04-25T18:47:18Z",
+    "finished_at": "2026-04-25T18:48:24Z",  # 66 s later
+}
+"""A run of 66 s: its engine timestamps may spread 66 + 60 = 126 s."""
+
+
+def _requests_at(start):
+    """Three requests queued a second apart from ``start`` on the engine clock."""
+    return [request(i, start + i, start + i + 0.5, start + i + 2) for i in range(3)]
+
+
+def test_a_timestamp_far_outside_the_run_is_refused(tmp_path):
+    """queued_ts -5.0 among values near 479748 names the line and the key."""
+    records = _requests_at(479748.0)
+    records[1] = {**records[1], "queued_ts": -5.0}
+    folder = _with_meta(make_run(tmp_path / "run", records), **RUN_TIMES)
+    with pytest.raises(InputError, match=r"line 2, field queued_ts: -5\.0 lies"):
+        load_run(folder)
+
+
+def test_a_huge_last_token_time_is_refused(tmp_path):
+    """last_token_ts = 1e300 is named, not turned into a 1e303 ms latency."""
+    records = _requests_at(479748.0)
+    records[2] = {**records[2], "last_token_ts": 1e300}
+    folder = _with_meta(make_run(tmp_path / "run", records), **RUN_TIMES)
+    with pytest.raises(InputError, match=r"line 3, field last_token_ts: 1e\+300"):
+        load_run(folder)
+
+
+def test_a_uniformly_shifted_clock_is_read(tmp_path):
+    """Only the spread counts: the same run at -479748 s keeps its metrics."""
+    folder = make_run(tmp_path / "run", _requests_at(-479748.0))
+    run = load_run(_with_meta(folder, **RUN_TIMES))
+    # each request: first token 0.5 s after queueing, last 2 s after
+    assert run.ttft_ms.tolist() == pytest.approx([500.0] * 3)
+    assert run.latency_ms.tolist() == pytest.approx([2000.0] * 3)
+
+
+def test_timestamps_spread_up_to_the_slack_are_read(tmp_path):
+    """A spread of 66 + 60 s is allowed; 0.1 s more is not."""
+    # requests 0 to 2 stamp 0 to 4 s; a last token at 126 s spreads 126 s
+    records = _requests_at(0.0)
+    records[2] = {**records[2], "last_token_ts": 126.0}
+    folder = _with_meta(make_run(tmp_path / "run", records), **RUN_TIMES)
+    assert load_run(folder).num_requests == 3
+    records[2] = {**records[2], "last_token_ts": 126.1}
+    folder = _with_meta(make_run(tmp_path / "other", records), **RUN_TIMES)
+    with pytest.raises(InputError, match="line 3, field last_token_ts"):
+        load_run(folder)
+
+
+def test_a_malformed_run_time_is_refused(tmp_path):
+    """started_at must be an ISO 8601 time."""
+    folder = make_run(tmp_path / "run", [request(0)])
+    _with_meta(folder, **{**RUN_TIMES, "started_at": "yesterday"})
+    with pytest.raises(InputError, match="started_at: 'yesterday' is not an ISO"):
+        load_run(folder)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("input_toks", 685.5), ("output_toks", 4.4), ("input_toks", 10.0)],
+)
+def test_a_token_count_with_a_fraction_is_refused(tmp_path, field, value):
+    """A token count is a JSON integer: 685.5 is refused, not cut to 685."""
+    folder = make_run(tmp_path / "run", [request(0), {**request(1), field: value}])
+    with pytest.raises(InputError, match=rf"line 2, field {field}: .* whole number"):
+        load_run(folder)
+
+
+@pytest.mark.parametrize("version", [0.19, 0.2])
+def test_a_vllm_version_given_as_a_number_is_refused(tmp_path, version):
+    """0.20 written as a JSON number reads 0.2: the version must be a string."""
+    from frontier.validation.mapping import _async_scheduling
+
+    folder = _with_meta(make_run(tmp_path / "run", [request(0)]), vllm_version=version)
+    run = load_run(folder)
+    with pytest.raises(InputError, match=r"vllm_version: 0\.\d+ is not a string"):
+        _async_scheduling(run.engine, run)

@@ -9,15 +9,10 @@ TPOT and latency request by request (``frontier validate RUN_DIR``).
 """
 
 from frontier.validation.compare import Comparison, MetricComparison, ks_statistic
+from frontier.validation.inputs import RunInputs, check_workload, locate_inputs
 from frontier.validation.mapping import build_config_data
 from frontier.validation.replay import validate_run
-from frontier.validation.runs import (
-    RealRun,
-    RunInputs,
-    check_workload,
-    load_run,
-    locate_inputs,
-)
+from frontier.validation.runs import RealRun, load_run
 
 __all__ = [
     "Comparison",

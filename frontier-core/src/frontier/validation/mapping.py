@@ -21,7 +21,7 @@ The mapping from ``engine_kwargs`` onto a config:
   ``seed`` -> the model section and the run's seed;
 - the GPU, model ``config.json``, workload (``vllm_jsonl``, with prompt block
   hashes) and operator profile (``vllm_profile``) found by
-  :func:`~frontier.validation.runs.locate_inputs`.
+  :func:`~frontier.validation.inputs.locate_inputs`.
 
 Otherwise the KV block count comes from the memory planner. Every setting is
 type-checked: a mistyped one is an :class:`~frontier.errors.InputError` naming
@@ -34,7 +34,8 @@ import re
 from typing import Any
 
 from frontier.errors import InputError
-from frontier.validation.runs import RealRun, RunInputs
+from frontier.validation.inputs import RunInputs
+from frontier.validation.runs import RealRun
 
 __all__ = ["build_config_data"]
 
@@ -236,9 +237,9 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "workload": {
             "type": "vllm_jsonl",
             "path": str(inputs.workload),
-            # every line up to the last the run served (a line it lacks is
-            # simulated, as its client sent it, but not compared)
-            "num_requests": int(run.request_numbers[-1]) + 1,
+            # every line the run's client sent; without meta.json num_requests,
+            # a line the run lacks is simulated but not compared
+            "num_requests": run.workload_requests,
         },
         "metrics": {"progress": False},
     }
@@ -248,14 +249,20 @@ def _vllm_version(run: RealRun) -> tuple[int, int] | None:
     """``(major, minor)`` of ``meta["vllm_version"]``; ``None`` when absent.
 
     Raises:
-        InputError: The version is not ``<major>.<minor>...``, or older than 0.8,
+        InputError: The version is not a string ``<major>.<minor>...`` (a JSON
+            number would read 0.20 as 0.2), or older than 0.8,
             whose default engine (v0) the replay's ``vllm_v1`` does not model.
     """
     version = run.meta.get("vllm_version")
     if version is None:
         return None
-    match = re.match(r"v?(\d+)\.(\d+)", str(version))
     where = f"{run.folder / 'meta.json'}, vllm_version"
+    if not isinstance(version, str):
+        raise InputError(
+            f"{where}: {version!r} is not a string; write the version in quotes, "
+            'such as "0.19.0" (as a JSON number 0.20 would read as 0.2)'
+        )
+    match = re.match(r"v?(\d+)\.(\d+)", version)
     if match is None:
         raise InputError(f"{where}: {version!r} is not a version like 0.19.0")
     parts = (int(match.group(1)), int(match.group(2)))

@@ -26,14 +26,9 @@ from frontier.plugins import load_plugins
 from frontier.request import Request
 from frontier.simulation import Simulation
 from frontier.validation.compare import Comparison, compare
+from frontier.validation.inputs import RunInputs, check_workload, locate_inputs
 from frontier.validation.mapping import build_config_data
-from frontier.validation.runs import (
-    RealRun,
-    RunInputs,
-    check_workload,
-    load_run,
-    locate_inputs,
-)
+from frontier.validation.runs import RealRun, load_run
 
 __all__ = ["ValidationResult", "validate_run"]
 
@@ -154,7 +149,7 @@ def validate_run(
     numbers = run.request_numbers
     simulated = {
         name: values[numbers]
-        for name, values in recorder.metrics(int(numbers[-1]) + 1).items()
+        for name, values in recorder.metrics(run.workload_requests).items()
     }
     missing = int(np.isnan(simulated["latency"]).sum())
     if missing:

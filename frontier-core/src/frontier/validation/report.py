@@ -45,6 +45,12 @@ def _number(value: float) -> str:
     return "" if not math.isfinite(value) else f"{value:.6g}"
 
 
+def _cell(value: float, form: str) -> str:
+    """``value`` in ``form`` for the printed table; ``n/a`` where undefined (a
+    difference from a measured 0 ms, a metric no request has)."""
+    return format(value, form) if math.isfinite(value) else "n/a"
+
+
 def print_comparison(console: Console, result: ValidationResult) -> None:
     """The table: per metric and statistic, vLLM, the simulator, the difference."""
     table = Table(title=f"{result.run.folder.name}: vLLM vs simulated")
@@ -58,10 +64,10 @@ def print_comparison(console: Console, result: ValidationResult) -> None:
             table.add_row(
                 METRIC_LABELS.get(metric.name, metric.name) if i == 0 else "",
                 statistic,
-                f"{metric.real[statistic]:.1f}",
-                f"{metric.simulated[statistic]:.1f}",
-                f"{metric.difference_pct(statistic):+.1f}",
-                f"{metric.ks:.3f}" if i == 0 else "",
+                _cell(metric.real[statistic], ".1f"),
+                _cell(metric.simulated[statistic], ".1f"),
+                _cell(metric.difference_pct(statistic), "+.1f"),
+                _cell(metric.ks, ".3f") if i == 0 else "",
                 end_section=i == len(STATISTICS) - 1,
             )
     console.print(table)

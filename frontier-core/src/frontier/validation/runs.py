@@ -2,45 +2,40 @@
 
 A run folder (``<data>/vllm-<version>/<gpu>/<run>/``) holds:
 
-- ``meta.json``: ``model``, ``dataset_path`` (relative to the data set's root) and
-  ``engine_kwargs`` (``tensor_parallel_size``, ``data_parallel_size``,
-  ``enable_expert_parallel``, ``max_num_seqs``, ``max_num_batched_tokens``,
-  ``max_model_len``, ``dtype``, ``kv_cache_dtype``, ``seed``);
-- ``requests.jsonl``: per request ``input_toks``, ``output_toks`` and, on the
-  engine's monotonic clock in seconds, ``queued_ts``, ``first_token_ts`` and
-  ``last_token_ts``.
+- ``meta.json``: ``model``, ``dataset_path`` (relative to the data set's root,
+  or absolute) and ``engine_kwargs`` (``tensor_parallel_size``,
+  ``data_parallel_size``, ``enable_expert_parallel``, ``max_num_seqs``,
+  ``max_num_batched_tokens``, ``max_model_len``, ``dtype``, ``kv_cache_dtype``,
+  ``seed``); optionally ``num_requests`` (the requests the client sent) and
+  ``started_at`` / ``finished_at`` (ISO 8601 wall-clock times of the run);
+- ``requests.jsonl``: per request ``input_toks``, ``output_toks`` (JSON
+  integers) and, on the engine's monotonic clock in seconds, ``queued_ts``,
+  ``first_token_ts`` and ``last_token_ts``.
 
 The measured metrics follow the data set's definitions: TTFT =
 ``first_token_ts - queued_ts``; TPOT = ``(last_token_ts - first_token_ts) /
 (output_toks - 1)`` (requests with one output token have none); latency =
 ``last_token_ts - queued_ts``. The data set's root also holds the workload
 (``dataset_path``), the model's ``models/<org>/<name>.json`` and the operator
-profiles ``profiles/<GPU>/<org>/<name>/<variant>/``.
+profiles ``profiles/<GPU>/<org>/<name>/<variant>/``, which
+:mod:`frontier.validation.inputs` finds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
-from frontier.devices import load_device
-from frontier.errors import ConfigError, InputError
+from frontier.errors import InputError
 
-__all__ = [
-    "RealRun",
-    "RunInputs",
-    "check_workload",
-    "load_run",
-    "locate_inputs",
-    "profile_variant",
-]
+__all__ = ["CLOCK_SLACK_S", "RealRun", "load_run"]
 
 _ENGINE_KEYS = (
     "tensor_parallel_size",
@@ -48,18 +43,13 @@ _ENGINE_KEYS = (
     "max_num_seqs",
     "max_num_batched_tokens",
 )
-_DTYPE_SHORT = {
-    "bfloat16": "bf16",
-    "bf16": "bf16",
-    "float16": "fp16",
-    "half": "fp16",
-    "fp16": "fp16",
-    "float32": "fp32",
-    "float": "fp32",
-    "fp32": "fp32",
-    "fp8": "fp8",
-}
 _ORDER = re.compile(r"(\d+)$")
+_TIMESTAMPS = ("queued_ts", "first_token_ts", "last_token_ts", "scheduled_ts")
+"""A request's engine timestamps, in the order of its row after the counts."""
+CLOCK_SLACK_S = 60.0
+"""How much longer than ``finished_at - started_at`` the engine timestamps of a
+run may spread: the engine starts before the benchmark's clock and its last
+tokens may be stamped after the summary's time is taken."""
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +61,9 @@ class RealRun:
         meta: The content of ``meta.json``.
         engine: ``meta["engine_kwargs"]``.
         model: Hub id of the model served.
+        workload_requests: Workload lines the run's client sent, from the
+            first: ``meta["num_requests"]``, else one past the last line a
+            request names.
         request_numbers: Workload line (from 0) of each request, ascending.
         line_numbers: Line of ``requests.jsonl`` each request was read from.
         queued_ts: When the engine took each request in (engine clock, s).
@@ -88,6 +81,7 @@ class RealRun:
     meta: dict[str, Any]
     engine: dict[str, Any]
     model: str
+    workload_requests: int
     request_numbers: np.ndarray
     line_numbers: np.ndarray
     queued_ts: np.ndarray
@@ -104,25 +98,6 @@ class RealRun:
     def num_requests(self) -> int:
         """Requests the engine served."""
         return len(self.ttft_ms)
-
-
-@attrs.frozen(kw_only=True)
-class RunInputs:
-    """Where the simulator's inputs for a run are.
-
-    Attributes:
-        data_root: Root of the data set.
-        workload: The request JSONL with prompt token ids.
-        model_config: The model's Hugging Face ``config.json``.
-        profile: The operator profile folder (holding ``tp<N>/``).
-        device: Device catalogue name of the run's GPU.
-    """
-
-    data_root: Path
-    workload: Path
-    model_config: Path
-    profile: Path
-    device: str
 
 
 def _read_json(path: Path) -> Any:
@@ -145,6 +120,82 @@ def _field(record: dict[str, Any], name: str, where: str) -> float:
     return float(value)
 
 
+def _token_count(record: dict[str, Any], name: str, where: str) -> int:
+    value = record.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(
+            f"{where}, field {name}: {value!r} is not a whole number; a token "
+            "count is a JSON integer such as 685 (no fraction, no quotes)"
+        )
+    if value < 1:
+        raise InputError(f"{where}, field {name}: {value}; at least 1 expected")
+    return value
+
+
+def _num_requests(meta: dict[str, Any], where: Path) -> int | None:
+    value = meta.get("num_requests")
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < 1
+    ):
+        raise InputError(
+            f"{where}, num_requests: {value!r} is not a positive integer; it is the "
+            "number of requests the run's client sent (remove it if unknown)"
+        )
+    return value
+
+
+def _run_duration_s(meta: dict[str, Any], where: Path) -> float | None:
+    """``finished_at - started_at`` in seconds; ``None`` when either is absent."""
+    if meta.get("started_at") is None or meta.get("finished_at") is None:
+        return None
+    moments = []
+    for key in ("started_at", "finished_at"):
+        value = meta[key]
+        try:
+            moments.append(datetime.fromisoformat(value))
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{where}, {key}: {value!r} is not an ISO 8601 time such as "
+                '"2026-04-25T18:47:18.273385Z"'
+            ) from None
+    try:
+        duration = (moments[1] - moments[0]).total_seconds()
+    except TypeError:
+        raise InputError(
+            f"{where}: started_at and finished_at must both name a time zone "
+            "(such as a final Z) or neither"
+        ) from None
+    if duration < 0:
+        raise InputError(
+            f"{where}: finished_at {meta['finished_at']!r} is before started_at "
+            f"{meta['started_at']!r}"
+        )
+    return duration
+
+
+def _check_span(
+    stamps: list[tuple[float, int, str]], duration_s: float, path: Path
+) -> None:
+    """Refuse engine timestamps ``(value, line, key)`` that spread further than
+    the run lasted plus :data:`CLOCK_SLACK_S`; name the one farthest from the
+    median, the likeliest to be wrong. A uniform shift of the clock passes."""
+    values = np.array([value for value, *_ in stamps])
+    span = float(values.max() - values.min())
+    if span <= duration_s + CLOCK_SLACK_S:
+        return
+    median = float(np.median(values))
+    value, line_number, key = max(stamps, key=lambda s: abs(s[0] - median))
+    raise InputError(
+        f"{path}, line {line_number}, field {key}: {value!r} lies "
+        f"{abs(value - median):.6g} s from the run's median timestamp "
+        f"({median:.6f}); the engine timestamps span {span:.6g} s, but the run "
+        f"lasted {duration_s:.6g} s (meta.json started_at to finished_at) and "
+        f"at most {CLOCK_SLACK_S:g} s more is allowed. Correct this timestamp "
+        "(all of a run's are on one engine clock), or started_at and finished_at "
+        "if they are wrong"
+    )
+
+
 def load_run(folder: str | Path) -> RealRun:
     """Read a run folder's ``meta.json`` and ``requests.jsonl``.
 
@@ -153,9 +204,12 @@ def load_run(folder: str | Path) -> RealRun:
     has one, else its position in the file; requests are put in that order.
 
     Raises:
-        InputError: A file is missing, a line lacks a field or is not JSON, the
-            timestamps of a request are out of order, two requests claim one
-            workload line, or ``meta.json`` is of another schema.
+        InputError: A file is missing, a line lacks a field or is not JSON, a
+            token count is not a whole number, the timestamps of a request are
+            out of order or far outside the run's duration, two requests claim
+            one workload line, the file holds another number of requests than
+            ``meta.json``'s ``num_requests``, or ``meta.json`` is of another
+            schema.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -183,9 +237,12 @@ def load_run(folder: str | Path) -> RealRun:
             f"{folder / 'meta.json'}: schema_version {schema!r}; this reader knows "
             "schema 1 only"
         )
+    num_requests = _num_requests(meta, folder / "meta.json")
+    duration_s = _run_duration_s(meta, folder / "meta.json")
 
     path = folder / "requests.jsonl"
     records = []
+    stamps: list[tuple[float, int, str]] = []
     try:
         lines = path.read_text("utf-8").splitlines()
     except OSError as error:
@@ -200,11 +257,9 @@ def load_run(folder: str | Path) -> RealRun:
             raise InputError(f"{where}: not valid JSON: {error.msg}") from None
         if not isinstance(record, dict):
             raise InputError(f"{where}: expected a JSON object")
-        names = ("input_toks", "output_toks", "queued_ts")
-        row = [_field(record, n, where) for n in names]
-        row += [_field(record, n, where) for n in ("first_token_ts", "last_token_ts")]
-        if row[1] < 1:
-            raise InputError(f"{where}, field output_toks: at least 1 expected")
+        counts = ("input_toks", "output_toks")
+        row = [float(_token_count(record, n, where)) for n in counts]
+        row += [_field(record, n, where) for n in _TIMESTAMPS[:3]]
         queued_ts, first_ts, last_ts = row[2], row[3], row[4]
         if not queued_ts <= first_ts <= last_ts:
             raise InputError(
@@ -221,6 +276,11 @@ def load_run(folder: str | Path) -> RealRun:
                     f"{queued_ts} and first_token_ts {first_ts}"
                 )
         row.append(scheduled_ts)
+        stamps += [
+            (value, line_number, key)
+            for key, value in zip(_TIMESTAMPS, row[2:], strict=True)
+            if not math.isnan(value)
+        ]
         request_id = str(record.get("request_id", ""))
         match = _ORDER.search(request_id)
         records.append(
@@ -228,6 +288,8 @@ def load_run(folder: str | Path) -> RealRun:
         )
     if not records:
         raise InputError(f"{path}: no requests")
+    if duration_s is not None:
+        _check_span(stamps, duration_s, path)
     if all(order is not None for order, *_ in records):
         first_seen: dict[int, str] = {}
         for order, _, line_number, request_id in records:
@@ -241,6 +303,26 @@ def load_run(folder: str | Path) -> RealRun:
         records.sort(key=lambda item: item[0])
     else:
         records = [(position, *rest) for position, (_, *rest) in enumerate(records)]
+    if num_requests is not None and len(records) != num_requests:
+        raise InputError(
+            f"{path}: {len(records)} request(s), but meta.json says the run's "
+            f"client sent {num_requests} (num_requests); a truncated or padded "
+            "file would be compared with another load. Restore the run's complete "
+            "requests.jsonl, or correct num_requests if it is the one that is wrong"
+        )
+    last_number, _, last_line, last_id = records[-1]
+    if num_requests is not None and last_number >= num_requests:
+        present = {order for order, *_ in records}
+        missing = next(n for n in range(num_requests) if n not in present)
+        raise InputError(
+            f"{path}, line {last_line}: request id {last_id!r} names workload line "
+            f"{last_number}, but the run's client sent {num_requests} requests "
+            f"(meta.json num_requests: lines 0 to {num_requests - 1}) and none names "
+            f"line {missing}; give each request the id of its workload line"
+        )
+    # XXX: without num_requests a truncated file cannot be told from a shorter
+    # run, and without started_at/finished_at a stray timestamp is not caught;
+    # the replay then trusts requests.jsonl as it stands.
     data = np.array([row for _, row, *_ in records])
     inputs, outputs, queued, first, last, scheduled = data.T
     tpot = np.full(len(data), np.nan)
@@ -251,6 +333,7 @@ def load_run(folder: str | Path) -> RealRun:
         meta=meta,
         engine=engine,
         model=model,
+        workload_requests=num_requests or last_number + 1,
         request_numbers=np.array([order for order, *_ in records], dtype=int),
         line_numbers=np.array([line for _, _, line, _ in records], dtype=int),
         queued_ts=queued,
@@ -263,152 +346,3 @@ def load_run(folder: str | Path) -> RealRun:
         tpot_ms=tpot * 1e3,
         latency_ms=(last - queued) * 1e3,
     )
-
-
-def profile_variant(dtype: str, kv_cache_dtype: str | None) -> str:
-    """The profile folder of a dtype pair: ``bf16``, ``bf16-kvfp8``, ...
-
-    The profiler names a variant by the short weight dtype, plus ``-kv<dtype>``
-    when the KV cache has its own.
-    """
-    name = _DTYPE_SHORT.get(dtype, dtype)
-    if kv_cache_dtype and kv_cache_dtype != "auto":
-        name += f"-kv{_DTYPE_SHORT.get(kv_cache_dtype, kv_cache_dtype)}"
-    return name
-
-
-def _normalised(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def locate_inputs(run: RealRun, profiles: str | Path | None = None) -> RunInputs:
-    """Find the workload, model config, profile and device of ``run``.
-
-    The data set's root is the nearest folder above the run that holds
-    ``meta["dataset_path"]``. The GPU is the run's parent folder name (a device
-    alias, e.g. ``rtxpro6000``). ``profiles`` may name the profile folder itself,
-    the folder of one GPU's profiles, or the root of all profiles
-    (``<data>/profiles`` by default).
-
-    Raises:
-        InputError: An input cannot be found; the message names where it looked.
-    """
-    dataset = run.meta.get("dataset_path")
-    if not isinstance(dataset, str):
-        raise InputError(f"{run.folder / 'meta.json'}: no dataset_path")
-    root = next(
-        (p for p in run.folder.resolve().parents if (p / dataset).is_file()), None
-    )
-    if root is None:
-        raise InputError(
-            f"{run.folder}: no folder above the run holds its workload {dataset}"
-        )
-    model_config = root / "models" / f"{run.model}.json"
-    if not model_config.is_file():
-        raise InputError(f"the model config {model_config} does not exist")
-
-    hardware = run.folder.parent.name
-    try:
-        device = load_device(hardware).name
-    except ConfigError:
-        raise InputError(
-            f"{run.folder}: the GPU folder name {hardware!r} is not a device of the "
-            "catalogue; add it (device.catalogue_path) under that name or alias"
-        ) from None
-
-    dtype = str(run.engine.get("dtype") or "bfloat16")
-    variant = profile_variant(dtype, run.engine.get("kv_cache_dtype"))
-    base = Path(profiles) if profiles is not None else root / "profiles"
-    candidates = [base, base / run.model / variant]
-    if base.is_dir():
-        candidates += [
-            child / run.model / variant
-            for child in sorted(base.iterdir())
-            if _normalised(child.name) == _normalised(hardware)
-        ]
-    profile = next(
-        (c for c in candidates if c.is_dir() and any(c.glob("tp*/attention.csv"))),
-        None,
-    )
-    if profile is None:
-        looked = ", ".join(str(c) for c in candidates)
-        raise InputError(
-            f"no operator profile of {run.model} ({variant}) found; looked in "
-            f"{looked}. Pass --profiles with the profile folder."
-        )
-    expected = run.meta.get("dataset_hash")
-    if expected is not None and not (
-        isinstance(expected, str) and re.fullmatch(r"[0-9a-fA-F]{64}", expected)
-    ):
-        raise InputError(
-            f"{run.folder / 'meta.json'}, dataset_hash: {expected!r} is not a "
-            "SHA-256 digest (64 hexadecimal digits); remove it to skip the check"
-        )
-    if expected is not None:
-        expected = expected.lower()
-        digest = hashlib.sha256((root / dataset).read_bytes()).hexdigest()
-        if digest != expected:
-            raise InputError(
-                f"{root / dataset}: its SHA-256 is {digest[:12]}..., but the run "
-                f"served a workload whose hash is {expected[:12]}... "
-                "(meta.json dataset_hash); the file was changed since the run"
-            )
-    return RunInputs(
-        data_root=root,
-        workload=root / dataset,
-        model_config=model_config,
-        profile=profile,
-        device=device,
-    )
-
-
-def check_workload(run: RealRun, workload: Path) -> int:
-    """Check that every request of ``run`` is a line of ``workload`` with its
-    token counts; return the workload's number of lines.
-
-    Raises:
-        InputError: A request names a line past the workload's end, or its
-            ``input_toks`` or ``output_toks`` differ from that line's.
-    """
-    counts: list[tuple[Any, Any]] = []
-    try:
-        lines = workload.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"{workload}: cannot be read: {error}") from None
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            record = None
-        if not isinstance(record, dict):
-            record = {}
-        counts.append((record.get("input_toks"), record.get("output_toks")))
-    requests = run.folder / "requests.jsonl"
-    for number, line_number, inputs, outputs in zip(
-        run.request_numbers,
-        run.line_numbers,
-        run.input_tokens,
-        run.output_tokens,
-        strict=True,
-    ):
-        where = f"{requests}, line {line_number}"
-        if number >= len(counts):
-            raise InputError(
-                f"{where}: the request id names workload line {number}, but "
-                f"{workload} has {len(counts)} requests (lines 0 to {len(counts) - 1})"
-            )
-        for name, measured, planned in zip(
-            ("input_toks", "output_toks"),
-            (inputs, outputs),
-            counts[number],
-            strict=True,
-        ):
-            if planned != measured:
-                raise InputError(
-                    f"{where}, field {name}: {int(measured)}, but workload line "
-                    f"{number} of {workload} has {planned!r}; the run did not serve "
-                    "this workload, or its requests are paired with the wrong lines"
-                )
-    return len(counts)
