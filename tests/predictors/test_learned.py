@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 
 import pytest
 from conftest import require_shared_data, simulate
@@ -96,6 +97,21 @@ def test_forest_reproduces_a_profiled_iteration_of_real_data(tmp_path):
     assert predicted_ms == pytest.approx(measured_ms, rel=0.08)
 
 
+def test_decode_steps_grow_smoothly_past_the_profiled_batch_sizes(
+    older_profile, tmp_path, tiny_context
+):
+    """Decode steps of 1..16 requests (profiled up to 8) never get cheaper, and
+    the step from 8 to 9 is no larger than from 7 to 8 plus the roofline's."""
+    predictor = SklearnPredictor(_linear(older_profile, tmp_path), tiny_context)
+    steps = []
+    for n in range(1, 17):
+        times = predictor.predict(make_batch(decodes=[64] * n))
+        steps.append(times.attention_s + times.mlp_s)
+    assert all(b >= a for a, b in pairwise(steps))
+    # continuity at the edge: the 8 -> 9 step stays within 3x the 7 -> 8 step
+    assert steps[8] - steps[7] <= 3 * (steps[7] - steps[6])
+
+
 def test_a_step_inside_the_profile_is_no_fallback(
     older_profile, tmp_path, tiny_context
 ):
@@ -183,3 +199,37 @@ def test_a_tp_the_profile_lacks_is_an_error(tmp_path, tiny_context):
     )
     with pytest.raises(InputError, match="tensor-parallel size 2"):
         SklearnPredictor(_linear(profile, tmp_path / "c"), context)
+
+
+def test_real_profile_has_no_step_down_at_its_edges(tmp_path):
+    """On the A800 Llama-2-7B profile (decode batches up to 128, prefills up to
+    4096 tokens) decode steps of 120..140 requests and prefills of 4090..4100
+    tokens never get cheaper as they grow, across the profiled edge."""
+    data_dir = require_shared_data()
+    profile = data_dir / "profiling/compute/a800/meta-llama/Llama-2-7b-hf"
+    from frontier.config import ParallelConfig
+    from frontier.devices import load_device
+    from frontier.models import load_model
+    from frontier.plugins import ExecutionContext
+
+    context = ExecutionContext(
+        model=load_model("llama-2-7b"),
+        device=load_device("a800"),
+        parallel=ParallelConfig(),
+        dtype="float16",
+        kv_cache_dtype="float16",
+    )
+    config = SklearnConfig(profile_dir=str(profile), cache_dir=str(tmp_path))
+    predictor = SklearnPredictor(config, context)
+
+    def step_s(batch):
+        return sum(predictor.predict(batch))
+
+    decodes = [step_s(make_batch(decodes=[16] * n)) for n in range(120, 141)]
+    assert all(b >= a for a, b in pairwise(decodes))
+    # Before the continuation, 129 decodes were 19 % cheaper than 128.
+    assert decodes[9] >= decodes[8]
+    prefills = [step_s(make_batch(prefills=[(q, 0)])) for q in range(4090, 4101)]
+    assert all(b >= a for a, b in pairwise(prefills))
+    # 4096 -> 4097 is one more token: well under 1 % more time
+    assert prefills[7] / prefills[6] < 1.01

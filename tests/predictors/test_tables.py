@@ -100,3 +100,77 @@ def test_tables_grow_for_large_steps(tiny_context):
     expected = steps.operator_times("mlp_up_gate", np.array([1000.0]))[0]
     assert times.mlp_s > expected > 0
     assert math.isfinite(times.attention_s)
+
+
+class _StubCosts:
+    """Every operator applies; no expert parallelism."""
+
+    ep = 1
+
+    def applies(self, name: str) -> bool:
+        return True
+
+
+class _StubRoofline:
+    """A roofline easy to compute by hand: ``0.5 + x`` (1-D), ``x (1 + y)`` (2-D)."""
+
+    costs = _StubCosts()
+
+    def time(self, name, x, y=None):
+        if y is None:
+            return 0.5 + x * 1.0
+        return x * (1.0 + y)
+
+
+def test_a_table_continues_beyond_its_edge_by_the_rooflines_growth():
+    """Past the last profiled size a 1-D table is its edge value scaled by the
+    roofline's growth from the edge, so it is continuous there."""
+    table = OperatorTable("qkv_proj", (np.array([10.0, 20.0]),), np.array([1.0, 3.0]))
+    steps = StepTables(_StubRoofline(), {"qkv_proj": table}, initial_size=32)
+    times = steps.operator_times("qkv_proj", np.array([20.0, 30.0]))
+    # edge 20: table 3.0; at 30: 3.0 * (0.5 + 30) / (0.5 + 20) = 91.5 / 20.5
+    assert times.tolist() == pytest.approx([3.0, 91.5 / 20.5])
+
+
+def test_a_2d_table_continues_from_the_nearest_edge_point():
+    """A decode batch beyond the grid is the grid at the clamped point, scaled by
+    the roofline's ratio between the point and the clamped point."""
+    axes = (np.array([1.0, 2.0]), np.array([0.0, 4.0]))
+    values = np.array([[1.0, 2.0], [3.0, 6.0]])
+    table = OperatorTable("attention_decode", axes, values)
+    steps = StepTables(_StubRoofline(), {"attention_decode": table}, initial_size=8)
+    times = steps.operator_times("attention_decode", np.array([4.0]), np.array([2.0]))
+    # clamped point (2, 2): table 3 + (6 - 3) * 2 / 4 = 4.5;
+    # roofline 4 * (1 + 2) = 12 at (4, 2), 2 * (1 + 2) = 6 at (2, 2): 4.5 * 2 = 9
+    assert times[0] == pytest.approx(9.0)
+
+
+def test_prefill_points_project_into_the_profiled_triangle():
+    """Beyond q + c = max_sum the context is lowered first, then the query."""
+    axes = (np.array([0.0, 100.0]), np.array([0.0, 100.0]))
+    table = OperatorTable("attention_prefill", axes, np.ones((2, 2)), max_sum=120.0)
+    x, y = table.project(np.array([90.0, 150.0, 200.0]), np.array([90.0, 10.0, 0.0]))
+    # (90, 90): c lowered to 120 - 90 = 30; (150, 10): q clamped to 100, 100 + 10
+    # is inside; (200, 0): q clamped to 100
+    assert x.tolist() == [90.0, 100.0, 100.0]
+    assert y.tolist() == [30.0, 10.0, 0.0]
+
+
+def test_scalar_continuation_matches_the_vectorised_one(tiny_context):
+    """A batch beyond a learned attention grid gets the same attention time from
+    the scalar path as from ``operator_times``."""
+    axes = (np.array([1.0, 2.0]), np.array([0.0, 4.0]))
+    table = OperatorTable(
+        "attention_decode", axes, np.array([[1e-5, 2e-5], [3e-5, 6e-5]])
+    )
+    roofline = roofline_for(tiny_context, default_factors())
+    steps = StepTables(roofline, {"attention_decode": table})
+    with_table, missed = steps.predict(make_batch(decodes=[2, 2, 2, 2]))
+    without, _ = StepTables(roofline, {}).predict(make_batch(decodes=[2, 2, 2, 2]))
+    # n = 4 decodes of 2 cached tokens: only the decode kernel differs
+    decode = steps.operator_times("attention_decode", np.array([4.0]), np.array([2.0]))
+    roof = roofline.time("attention_decode", 4.0, 2.0)
+    assert with_table.attention_s - without.attention_s == pytest.approx(
+        decode[0] - roof, rel=1e-9
+    )
+    assert missed & 32

@@ -181,3 +181,28 @@ def test_torch_backend_on_the_cpu_records_bf16_and_the_clock(moe_path, tmp_path)
     assert meta["measurement_type"] == "MONOTONIC_CLOCK"
     assert meta["torch_version"].startswith("2.")
     assert "TORCH_SDPA" in (folder / "attention.csv").read_text()
+
+
+def test_a_cpu_run_is_not_filed_as_a_gpu(dense_path, tmp_path):
+    """`-d h100` with the numpy backend measures the CPU: refused before any row is
+    measured, and nothing is written."""
+    out = tmp_path / "p"
+    with pytest.raises(ConfigError, match=r"--device h100: this run measures the CPU"):
+        _invoke(
+            "linear", "-m", dense_path, "-o", str(out), "-d", "h100",
+            "--backend", "numpy", *SMALL_GRID,
+        )  # fmt: skip
+    assert not out.exists()
+
+
+def test_a_dry_run_warns_that_this_machine_would_measure_the_cpu(dense_path, tmp_path):
+    """The plan for an H100 still prints (its estimate is the H100's), followed by
+    the refusal a real run on this machine would meet."""
+    result = _invoke(
+        "linear", "-m", dense_path, "-o", str(tmp_path / "p"), "-d", "h100",
+        "--backend", "numpy", "--dry-run", *SMALL_GRID,
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert "h100-sxm (catalogue peaks)" in result.output
+    assert "would be refused" in result.output
+    assert "measures the CPU (numpy backend)" in result.output

@@ -27,7 +27,8 @@ def _frontier(*args: str, cwd) -> subprocess.CompletedProcess:
 
 def test_profile_all_feeds_train_and_run(tmp_path):
     """`profile all` on the CPU writes a valid profile that `train` accepts and
-    `run --predictor sklearn` simulates with."""
+    `run --predictor sklearn` simulates with (for a GPU only with
+    check_device = false: it is the CPU's times)."""
     model = write_model(
         tmp_path / "tiny-llama", {**TINY_DENSE, "max_position_embeddings": 4096}
     )
@@ -72,7 +73,7 @@ def test_profile_all_feeds_train_and_run(tmp_path):
     assert validated.returncode == 0, validated.stdout
     assert "valid (0 warnings)" in validated.stdout
 
-    trained = _frontier(
+    train_args = [
         "train",
         "--profiles",
         str(folder),
@@ -84,8 +85,14 @@ def test_profile_all_feeds_train_and_run(tmp_path):
         "a100",
         "--cache-dir",
         "cache",
-        cwd=tmp_path,
-    )
+    ]
+    refused = _frontier(*train_args, cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "measured on the CPU" in refused.stderr
+    assert "metadata.json" in refused.stderr
+
+    # A CPU profile stands in for the A100 only when the user says so.
+    trained = _frontier(*train_args, "--set", "check_device=false", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr + trained.stdout
     assert "attention_decode" in trained.stdout and "trained in" in trained.stdout
 
@@ -99,6 +106,8 @@ def test_profile_all_feeds_train_and_run(tmp_path):
         "sklearn",
         "--set",
         f"predictor.profile_dir={folder}",
+        "--set",
+        "predictor.check_device=false",
         "--set",
         "predictor.cache_dir=cache",
         "--set",

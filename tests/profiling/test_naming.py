@@ -5,7 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from frontier_profiling.naming import config_file, device_folder, model_folder
+from frontier.errors import ConfigError
+from frontier_profiling.naming import (
+    check_device_label,
+    config_file,
+    device_folder,
+    model_folder,
+)
 
 
 @pytest.mark.parametrize(
@@ -43,3 +49,29 @@ def test_a_snapshot_folder_is_read_through_its_config_json(dense_path):
     assert config_file(folder) == Path(dense_path)
     assert model_folder(folder, "config") == "tiny-llama"
     assert config_file("llama-3-8b") is None  # a catalogue name
+
+
+def test_a_cpu_measurement_is_not_labelled_with_a_gpu():
+    """--device h100 on a CPU measurement is refused and says what was measured
+    and how to name it."""
+    with pytest.raises(
+        ConfigError, match=r"measures the CPU \(AMD EPYC\), not the GPU"
+    ):
+        check_device_label("h100", "cpu", "AMD EPYC")
+    # a name outside the catalogue (or none) files the CPU under that name
+    check_device_label("cpu", "cpu", "AMD EPYC")
+    check_device_label("my-xeon", "cpu", None)
+    check_device_label(None, "cpu", None)
+
+
+def test_a_gpu_measurement_keeps_its_own_catalogue_name():
+    """A CUDA measurement may not be filed as the CPU or as another catalogue GPU."""
+    with pytest.raises(ConfigError, match="measures a GPU"):
+        check_device_label("cpu", "cuda", "NVIDIA H200")
+    with pytest.raises(ConfigError, match="measures h200"):
+        check_device_label("h100", "cuda", "NVIDIA H200")
+    check_device_label("h200", "cuda", "NVIDIA H200")
+    # a GPU the catalogue lacks may be filed under any name
+    check_device_label("h100", "cuda", "Foo Accelerator 9000")
+    # unknown kind (torch on auto in a dry run): nothing to check
+    check_device_label("h100", None, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import require_shared_data
 from frontier.errors import InputError
@@ -162,3 +164,19 @@ def test_the_command_exits_1_and_prints_each_problem(tmp_path):
     assert result.exit_code == 1
     assert f"row 3, column '{_OP}.min': negative time" in result.output
     assert "invalid: 1 errors" in result.output
+
+
+def test_a_cpu_profile_filed_as_a_gpu_is_an_error(dense_model, tmp_path):
+    """metadata.json with device_kind cpu and device h100-sxm is an error on the
+    device_kind field."""
+    folder = _profile(dense_model, tmp_path)
+    path = folder / "metadata.json"
+    data = json.loads(path.read_text())
+    assert data["device_kind"] == "cpu"
+    data["device"] = "h100-sxm"
+    path.write_text(json.dumps(data))
+    problems, _ = validate_directory(folder)
+    errors = [p for p in problems if p.severity == "error"]
+    assert len(errors) == 1
+    assert errors[0].column == "device_kind"
+    assert "measured on the CPU" in errors[0].message

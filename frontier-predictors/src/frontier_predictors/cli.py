@@ -7,7 +7,7 @@ calibration JSON that ``predictor.calibration_path`` loads.
 
 ``frontier predictors validate --profiles DIR --predictor NAME`` holds out a seeded
 fraction of the profile's rows, trains on the rest and prints per-operator and
-whole-iteration MAPE and p90 error, also written as JSON.
+whole-iteration MAPE and p90 error; ``--json FILE`` also writes them as JSON.
 
 The model and device default to what the profile's path names
 (``.../<device>/<org>/<model>``); ``--model`` and ``--device`` override them.
@@ -55,10 +55,11 @@ SetOpt = Annotated[
     ),
 ]
 CombineOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--combine",
-        help="Roofline calibration: max (the roofline) or best (max or sum per op).",
+        help="Roofline calibration: max (the roofline, default) or best (max or "
+        "sum per op).",
     ),
 ]
 CacheOpt = Annotated[
@@ -100,6 +101,65 @@ def _guess_device(profiles: Path) -> str:
     )
 
 
+def _check_profiles(profiles: Path) -> None:
+    """Refuse a ``--profiles`` that is not an existing folder."""
+    if profiles.is_file():
+        raise ConfigError(
+            f"--profiles: {profiles} is a file, not a folder; pass the folder that "
+            f"holds the profile's CSV files (here {profiles.parent})"
+        )
+    if not profiles.is_dir():
+        raise ConfigError(f"--profiles: folder {profiles} does not exist")
+
+
+_UNTRAINED = {
+    "dummy": "charges a fixed cost per token",
+    "vllm_profile": "reads its per-layer vLLM profile directly "
+    "(predictor.path) at run time",
+}
+"""Predictors ``train`` and ``validate`` refuse, and why they need no training."""
+
+
+def _check_trainable(predictor: str) -> None:
+    """Refuse a predictor that learns nothing from an operator profile."""
+    if predictor in _UNTRAINED:
+        raise ConfigError(
+            f"--predictor {predictor}: nothing to train; {predictor} "
+            f"{_UNTRAINED[predictor]} and needs no training. `frontier train` "
+            "trains sklearn and lightgbm and calibrates roofline"
+        )
+
+
+def _roofline_only(predictor: str, options: dict[str, Any]) -> str:
+    """Refuse roofline-only options given with another predictor; the
+    ``--combine`` to use (``max`` unless given)."""
+    given = [name for name, value in options.items() if value is not None]
+    if predictor != "roofline" and given:
+        raise ConfigError(
+            f"{' and '.join(given)}: only the roofline calibration (--predictor "
+            f"roofline) takes {'these' if len(given) > 1 else 'this'}; "
+            f"--predictor {predictor} keeps its trained tables in the cache "
+            "(--cache-dir) and has no calibration to write or combine"
+        )
+    combine = options.get("--combine") or "max"
+    _check_combine(combine)
+    return combine
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an ``--output`` that cannot be written, before any fitting."""
+    if output.is_dir():
+        raise ConfigError(
+            f"--output: {output} is a folder; give a file name, e.g. "
+            f"{output / 'calibration.json'}"
+        )
+    if not output.parent.is_dir():
+        raise ConfigError(
+            f"--output: folder {output.parent} does not exist; create it or write "
+            "elsewhere"
+        )
+
+
 def _settings(sets: list[str] | None) -> dict[str, Any]:
     from frontier.config_build import parse_override
 
@@ -126,8 +186,7 @@ def _deployment(
     from frontier.plugins import ExecutionContext, default_plugins
     from frontier.simulation import resolve_dtypes
 
-    if not profiles.is_dir():
-        raise ConfigError(f"--profiles: directory {profiles} does not exist")
+    _check_profiles(profiles)
     model_name = model or _guess_model(profiles)
     device_name = device or _guess_device(profiles)
     section: dict[str, Any] = {"type": predictor, **_settings(sets)}
@@ -207,16 +266,19 @@ def train(
             "--output", "-o", help="Roofline calibration JSON to write (roofline only)."
         ),
     ] = None,
-    combine: CombineOpt = "max",
+    combine: CombineOpt = None,
 ) -> None:
     """Train a predictor on a profile (pre-warming its cache), or calibrate the
     roofline; print each operator's training error."""
     from frontier_predictors.learned import LearnedConfig, LearnedPredictor
 
+    _check_trainable(predictor)
+    combine = _roofline_only(predictor, {"--output": output, "--combine": combine})
+    if output is not None:
+        _check_output(output)
     config, context = _deployment(
         profiles, predictor, model, device, tp, set_, cache_dir
     )
-    _check_combine(combine)
     if predictor == "roofline":
         _calibrate(profiles, config, context, output, combine)
         return
@@ -317,12 +379,13 @@ def validate(
     ] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out rows.")] = 0,
     json_path: Annotated[
-        Path, typer.Option("--json", help="Where to write the figures as JSON.")
-    ] = Path("outputs/predictor-validation.json"),
-    combine: CombineOpt = "max",
+        Path | None,
+        typer.Option("--json", help="Also write the figures as JSON to this file."),
+    ] = None,
+    combine: CombineOpt = None,
 ) -> None:
     """Hold out profile rows, train on the rest, print per-operator and iteration
-    MAPE and p90 error on the held-out rows, and write them as JSON.
+    MAPE and p90 error on the held-out rows (and write them as JSON with --json).
 
     A roofline given a calibration (``--set calibration_path=FILE``) is not fitted
     again: it is tested on every row, e.g. a calibration of one device against
@@ -334,7 +397,8 @@ def validate(
 
     if not 0 < holdout < 1:
         raise ConfigError(f"--holdout must be between 0 and 1, got {holdout}")
-    _check_combine(combine)
+    _check_trainable(predictor)
+    combine = _roofline_only(predictor, {"--combine": combine})
     config, context = _deployment(profiles, predictor, model, device, tp, set_, None)
     if predictor != "roofline" and not isinstance(config, LearnedConfig):
         raise ConfigError(
@@ -380,6 +444,8 @@ def validate(
         f"{_percent(iteration['p90_percent'])} %, bias "
         f"{_percent(iteration['bias_percent'])} %"
     )
+    if json_path is None:
+        return
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")

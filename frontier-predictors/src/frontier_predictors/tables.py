@@ -10,8 +10,15 @@ those grids and never calls a model:
 - the two attention kernels are bilinear interpolations on their 2-D grids.
 
 Below the smallest profiled size a table holds its first value (kernels are
-launch-bound there). Above the largest, an operator is answered by the
-(calibrated) roofline, and the batch counts as a fallback prediction.
+launch-bound there). Above the largest, the table is continued by the
+(calibrated) roofline's growth from the table's edge: a point ``x`` outside the
+profiled region is projected onto its edge ``e`` (each feature clamped to its
+largest profiled value; for prefill attention the context is then lowered, and
+if need be the query too, until ``q + c`` is within the profiled triangle), and
+answered as ``table(e) * roofline(x) / roofline(e)``. The prediction is thus
+continuous at the edge and grows beyond it as the roofline does; the batch
+counts as a fallback prediction. Where the roofline gives no time at the edge
+(an operator without factors) the edge value is held.
 
 Under expert parallelism the MoE operators that work on routed tokens (shuffle,
 experts, combine) are read at the tokens of the whole expert-parallel group
@@ -87,6 +94,20 @@ class OperatorTable:
             inside = inside & (np.asarray(x) + np.asarray(y) <= self.max_sum)
         return inside
 
+    def project(
+        self, x: np.ndarray, y: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The edge point each point beyond the profiled region continues from
+        (the module docstring's rule; points inside are unchanged; vectorised)."""
+        x = np.minimum(np.asarray(x, dtype=float), self.axes[0][-1])
+        if y is None:
+            return x, None
+        y = np.minimum(np.asarray(y, dtype=float), self.axes[1][-1])
+        if math.isfinite(self.max_sum):
+            x = np.minimum(x, self.max_sum)
+            y = np.minimum(y, np.maximum(self.max_sum - x, 0.0))
+        return x, y
+
     def lookup(self, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """Interpolated seconds at each point, clamped to the grid (vectorised)."""
         x = np.asarray(x, dtype=float)
@@ -123,6 +144,15 @@ class _Grid:
 
     def inside(self, x: float, y: float) -> bool:
         return x <= self.max0 and y <= self.max1 and x + y <= self.max_sum
+
+    def project(self, x: float, y: float) -> tuple[float, float]:
+        """The edge point ``(x, y)`` continues from (the rule of
+        :meth:`OperatorTable.project`)."""
+        x, y = min(x, self.max0), min(y, self.max1)
+        if math.isfinite(self.max_sum):
+            x = min(x, self.max_sum)
+            y = min(y, max(self.max_sum - x, 0.0))
+        return x, y
 
     def __call__(self, x: float, y: float) -> float:
         i, wx = _scalar_cell(self.a0, x)
@@ -232,17 +262,40 @@ class StepTables:
         self, name: str, x: np.ndarray, y: np.ndarray | None = None
     ) -> np.ndarray:
         """Seconds of operator ``name`` at each point: the learned table inside its
-        range, the roofline outside (vectorised; zero where the feature is zero)."""
+        range, continued beyond it by the roofline's growth from the table's edge
+        (see the module docstring; vectorised; zero where the feature is zero)."""
         x = np.asarray(x, dtype=float)
-        roofline = self.roofline.time(
-            name, x, None if y is None else np.asarray(y, float)
-        )
+        y = None if y is None else np.asarray(y, dtype=float)
+        roofline = self.roofline.time(name, x, y)
         table = self.learned.get(name)
         if table is None:
             return roofline
         inside = table.in_range(x, y)
         learned = np.where(x > 0, table.lookup(x, y), 0.0)
-        return np.where(inside, learned, roofline)
+        if inside.all():
+            return learned
+        edge_x, edge_y = table.project(x, y)
+        edge_table = table.lookup(edge_x, edge_y)
+        edge_roofline = np.broadcast_to(
+            self.roofline.time(name, edge_x, edge_y), x.shape
+        )
+        scale = np.divide(
+            roofline,
+            edge_roofline,
+            out=np.ones(x.shape),
+            where=edge_roofline > 0,
+        )
+        continued = np.where(x > 0, edge_table * scale, 0.0)
+        return np.where(inside, learned, continued)
+
+    def _continued(self, name: str, grid: _Grid, x: float, y: float) -> float:
+        """Seconds of attention kernel ``name`` at ``(x, y)`` beyond its grid: the
+        grid's edge value scaled by the roofline's growth from the edge."""
+        edge_x, edge_y = grid.project(x, y)
+        edge = self.roofline.time(name, edge_x, edge_y)
+        if edge <= 0:
+            return grid(edge_x, edge_y)
+        return grid(edge_x, edge_y) * self.roofline.time(name, x, y) / edge
 
     def _grow(self, size: int) -> None:
         counts = np.arange(size, dtype=float)
@@ -297,23 +350,27 @@ class StepTables:
             q_eq = math.sqrt(sq)
             c_eq = cross / q_eq
             grid = self._prefill
-            if grid is not None and grid.inside(q_eq, c_eq):
+            if grid is None:
+                attention += self.roofline.time("attention_prefill", q_eq, c_eq)
+            elif grid.inside(q_eq, c_eq):
                 attention += grid(q_eq, c_eq)
             else:
-                attention += self.roofline.time("attention_prefill", q_eq, c_eq)
-                if grid is not None:
-                    missed |= 16
+                attention += self._continued("attention_prefill", grid, q_eq, c_eq)
+                missed |= 16
         if decodes:
             mean_cached = batch.decode_context_sum / decodes - 1
             grid = self._decode
-            if grid is not None and grid.inside(decodes, mean_cached):
-                attention += grid(decodes, mean_cached)
-            else:
+            if grid is None:
                 attention += self.roofline.time(
                     "attention_decode", decodes, mean_cached
                 )
-                if grid is not None:
-                    missed |= 32
+            elif grid.inside(decodes, mean_cached):
+                attention += grid(decodes, mean_cached)
+            else:
+                attention += self._continued(
+                    "attention_decode", grid, decodes, mean_cached
+                )
+                missed |= 32
         times = OperatorTimes(
             attention,
             self._mlp[tokens],

@@ -2,8 +2,8 @@
 
 A seeded fraction of each profile file's rows is held out; the predictor is
 trained (or, for the roofline, calibrated) on the rest and answers the held-out
-rows exactly as it answers batches in a run: from its tables, with the roofline
-outside the profiled range. Two kinds of figure come out:
+rows exactly as it answers batches in a run: from its tables, continued by the
+roofline's growth beyond the profiled range. Two kinds of figure come out:
 
 - per operator: MAPE, 90th-percentile absolute percentage error and mean signed
   percentage error (bias) over the held-out samples measured above zero;
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from frontier.errors import ConfigError
 from frontier.plugins import ExecutionContext
 
 from frontier_predictors.cache import TrainedTables
@@ -41,7 +42,7 @@ from frontier_predictors.roofline import OperatorFactors, default_factors, roofl
 from frontier_predictors.tables import StepTables
 from frontier_predictors.training import bias_percent, mape_percent, p90_percent
 
-__all__ = ["held_out_rows", "split_samples", "validate"]
+__all__ = ["check_training_rows", "held_out_rows", "split_samples", "validate"]
 
 
 def held_out_rows(profile: Profile, fraction: float, seed: int) -> dict[Path, set[int]]:
@@ -169,6 +170,47 @@ def _iteration_figures(
     }
 
 
+def _untrained(profile: Profile, train: dict[str, OperatorSamples]) -> list[str]:
+    """Operators of ``profile`` left without a single training row."""
+    return sorted(n for n in profile.samples if len(train.get(n, ())) == 0)
+
+
+def check_training_rows(profile: Profile, fraction: float, seed: int) -> None:
+    """Refuse a held-out fraction that leaves an operator nothing to train on.
+
+    Raises:
+        ConfigError: Some operator has all its rows held out; the message names
+            them and the largest of 0.9, 0.8, ..., 0.1 that leaves each at least
+            one training row with the same seed.
+    """
+    train, _ = split_samples(profile, held_out_rows(profile, fraction, seed))
+    empty = _untrained(profile, train)
+    if not empty:
+        return
+    usable = None
+    for tenths in range(9, 0, -1):
+        candidate = tenths / 10
+        if candidate >= fraction:
+            continue
+        trial, _ = split_samples(profile, held_out_rows(profile, candidate, seed))
+        if not _untrained(profile, trial):
+            usable = candidate
+            break
+    counts = ", ".join(
+        f"{n} ({len(profile.samples[n])} rows in {profile.samples[n].source.name})"
+        for n in empty
+    )
+    hint = (
+        f"--holdout {usable:g} or less keeps a training row for each"
+        if usable is not None
+        else "no holdout of 0.1 or more does; the profile has too few rows"
+    )
+    raise ConfigError(
+        f"--holdout {fraction:g} holds out every row of {counts}: nothing is left "
+        f"to train on; {hint}"
+    )
+
+
 def validate(
     profile: Profile,
     context: ExecutionContext,
@@ -195,6 +237,9 @@ def validate(
     Returns:
         A JSON-ready mapping: ``operators`` (per-operator figures),
         ``iteration`` (whole-step figures) and the settings.
+
+    Raises:
+        ConfigError: ``fraction`` holds out every row of some operator.
     """
     if factors is not None:
         held = {
@@ -208,6 +253,7 @@ def validate(
         }
         fraction = 1.0
     else:
+        check_training_rows(profile, fraction, seed)
         held = held_out_rows(profile, fraction, seed)
     train_samples, test_samples = split_samples(profile, held)
     training_s = None

@@ -31,7 +31,12 @@ from frontier_profiling.backend import (
     resolve_backend_name,
 )
 from frontier_profiling.estimate import estimate_row_s, throughput_for
-from frontier_profiling.naming import config_file, device_folder, model_folder
+from frontier_profiling.naming import (
+    check_device_label,
+    config_file,
+    device_folder,
+    model_folder,
+)
 from frontier_profiling.plan import FAMILIES, Grid, default_grid, plan
 from frontier_profiling.runner import (
     RunSettings,
@@ -265,6 +270,16 @@ def _print_plan(
     )
 
 
+def _planned_kind(backend_name: str, torch_device: str) -> str | None:
+    """``cpu`` or ``cuda``: what a run would measure, when known without opening
+    the backend (``None`` for torch on ``auto``, which needs torch to tell)."""
+    if backend_name == "numpy" or torch_device == "cpu":
+        return "cpu"
+    if torch_device == "cuda":
+        return "cuda"
+    return None
+
+
 def _profile(command: str, o: Any) -> None:
     model = _load(o.model, o.model_name)
     families = _families(command, model)
@@ -290,12 +305,24 @@ def _profile(command: str, o: Any) -> None:
         if o.device:
             directory = profile_directory(o.out, device_folder(o.device), model_dir)
         _print_plan(families, model, o, grid, dtype, backend_name, directory)
+        try:
+            kind = _planned_kind(backend_name, o.torch_device)
+            check_device_label(o.device, kind, f"{backend_name} backend")
+        except ConfigError as error:
+            # The plan is still useful (an estimate for the named device), but
+            # this machine could not make that profile: say so.
+            stderr.print(
+                f"warning: run here, this command would be refused: {error}",
+                highlight=False,
+                markup=False,
+            )
         return
     backend = open_backend(backend_name, dtype, o.seed, o.torch_device)
     grid = _grid(
         model, _attention_backends(o.attention_backend, backend.attention_backends()), o
     )
     facts = backend.describe()
+    check_device_label(o.device, facts.get("device_kind"), facts.get("device_name"))
     if o.device:
         device_dir = device_folder(o.device)
     elif facts.get("device_kind") == "cuda":

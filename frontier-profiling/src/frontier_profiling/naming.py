@@ -13,8 +13,16 @@ import re
 from pathlib import Path
 
 from frontier.devices import device_catalogue
+from frontier.errors import ConfigError
 
-__all__ = ["config_file", "device_folder", "model_folder", "slug"]
+__all__ = [
+    "check_device_label",
+    "config_file",
+    "device_folder",
+    "is_catalogue_device",
+    "model_folder",
+    "slug",
+]
 
 
 def slug(name: str) -> str:
@@ -48,6 +56,61 @@ def device_folder(name: str) -> str:
                 if joined in names and (best is None or end - start > best[0]):
                     best = (end - start, names[joined])
     return best[1] if best else slug(name)
+
+
+def is_catalogue_device(folder: str) -> bool:
+    """Whether ``folder`` is a catalogue device: every catalogue entry is an
+    accelerator (a GPU), so a CPU measurement must not be filed under one."""
+    return folder in device_catalogue()
+
+
+def check_device_label(
+    label: str | None, measured_kind: str | None, measured_name: str | None
+) -> None:
+    """Refuse to file a measurement under a device of another kind.
+
+    Args:
+        label: What ``--device`` asked for (``None``: not given).
+        measured_kind: ``cpu`` or ``cuda``: what the backend measures; ``None``
+            when not known without opening the backend (nothing is checked).
+        measured_name: The measured device's name (the CPU's model, the GPU's
+            driver name), for the message; may be ``None``.
+
+    Raises:
+        ConfigError: A CPU measurement labelled with a catalogue GPU, a GPU
+            measurement labelled ``cpu``, or a GPU labelled as another catalogue
+            GPU than the one the driver reports.
+    """
+    if label is None or measured_kind is None:
+        return
+    folder = device_folder(label)
+    what = f" ({measured_name})" if measured_name else ""
+    if measured_kind == "cpu" and is_catalogue_device(folder):
+        raise ConfigError(
+            f"--device {label}: this run measures the CPU{what}, not the GPU {folder}; "
+            f"its times would be filed as {folder}'s and used as a GPU's. Leave out "
+            "--device to file it under compute/cpu/, or give a name that is not a "
+            "catalogue GPU (e.g. --device cpu); to measure a GPU, run on a machine "
+            "with one and the torch backend (--backend torch)"
+        )
+    if measured_kind == "cuda":
+        if folder == "cpu":
+            raise ConfigError(
+                f"--device {label}: this run measures a GPU{what}, not the CPU; leave "
+                "out --device to name the GPU, or use --torch-device cpu to measure "
+                "the CPU"
+            )
+        detected = device_folder(measured_name) if measured_name else None
+        if (
+            detected is not None
+            and is_catalogue_device(detected)
+            and is_catalogue_device(folder)
+            and detected != folder
+        ):
+            raise ConfigError(
+                f"--device {label}: this run measures {detected}{what}, not "
+                f"{folder}; leave out --device to file it as {detected}"
+            )
 
 
 def config_file(model: str) -> Path | None:

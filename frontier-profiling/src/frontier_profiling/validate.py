@@ -25,6 +25,8 @@ from pathlib import Path
 import attrs
 from frontier.errors import InputError
 
+from frontier_profiling.naming import device_folder, is_catalogue_device
+
 __all__ = ["Problem", "find_profiles", "validate_directory"]
 
 _STATS = ("min", "max", "mean", "median", "std")
@@ -343,6 +345,22 @@ def _check_metadata(directory: Path) -> list[Problem]:
     for field in ("device", "dtype", "measurement_type", "repeats"):
         if field not in data:
             problems.append(Problem(path, None, field, "field is missing"))
+    device = data.get("device")
+    if (
+        data.get("device_kind") == "cpu"
+        and isinstance(device, str)
+        and is_catalogue_device(device_folder(device))
+    ):
+        problems.append(
+            Problem(
+                path,
+                None,
+                "device_kind",
+                f"the rows were measured on the CPU ({data.get('device_name')}) but "
+                f"the profile is filed as {device}, a GPU; move it under a CPU "
+                "device's folder (e.g. compute/cpu/) and set its device field",
+            )
+        )
     if data.get("status") not in (None, "complete"):
         problems.append(
             Problem(
