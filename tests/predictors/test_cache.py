@@ -120,3 +120,15 @@ def test_concurrent_runs_train_once(tmp_path):
         thread.join()
     assert len(calls) == 1
     assert sorted(results) == [False, True]
+
+
+def test_the_run_summary_does_not_say_whether_the_cache_hit(
+    older_profile, tmp_path, tiny_context
+):
+    """A trained and a cached predictor describe themselves identically, so two
+    runs of one config write the same system_metrics.json (training time and the
+    cache hit used to be in it)."""
+    first = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
+    second = SklearnPredictor(_config(older_profile, tmp_path / "c"), tiny_context)
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert first.describe() == second.describe()

@@ -197,7 +197,7 @@ class LearnedPredictor(Predictor):
         return times
 
     def describe(self) -> dict[str, Any]:
-        """Type, fallbacks (total and by feature), profile, cache and training."""
+        """Type, fallbacks (total and by feature), profile, cache file, ranges."""
         facts = super().describe()
         by_feature = {}
         for feature, bit in FALLBACK_BITS.items():
@@ -210,9 +210,10 @@ class LearnedPredictor(Predictor):
                 "fallback_by_feature": by_feature,
                 "profile_dir": self.config.profile_dir,
                 "learner": self.config.learner_name(),
+                # Whether the tables came from the cache, and how long training
+                # took, depend on earlier runs and on the wall clock: they stay
+                # out of system_metrics.json, which a config and seed fix.
                 "cache_file": self.cache_file,
-                "cache_hit": self.cache_hit,
-                "training_s": self.trained.meta.get("training_s"),
                 "roofline_operators": sorted(
                     n
                     for n in OPERATORS
