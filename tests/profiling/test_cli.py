@@ -136,6 +136,15 @@ def test_a_bad_grid_value_names_the_option(dense_path, tmp_path):
         _invoke("linear", "-m", dense_path, "--num-tokens", "0,4", "--dry-run")
 
 
+@pytest.mark.parametrize(
+    ("option", "value"), [("--time-budget-s", "-5"), ("--max-rows", "0")]
+)
+def test_a_limit_that_stops_everything_is_refused(dense_path, option, value):
+    """A budget of -5 s used to be accepted and reported as spent."""
+    with pytest.raises(ConfigError, match=f"{option} must be"):
+        _invoke("linear", "-m", dense_path, option, value, "--dry-run")
+
+
 def test_an_unavailable_attention_backend_is_refused(dense_path):
     """numpy cannot time FlashAttention; the error lists what it can."""
     with pytest.raises(ConfigError, match=r"FLASH_ATTN cannot be timed here.*NUMPY"):

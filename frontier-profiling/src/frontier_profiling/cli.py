@@ -287,6 +287,10 @@ def _profile(command: str, o: Any) -> None:
     backend_name = resolve_backend_name(o.backend)
     if o.warmup < 0 or o.repeats < 1:
         raise ConfigError("--warmup must be >= 0 and --repeats >= 1")
+    if o.time_budget_s is not None and not o.time_budget_s > 0:
+        raise ConfigError(f"--time-budget-s must be positive, got {o.time_budget_s}")
+    if o.max_rows is not None and o.max_rows < 1:
+        raise ConfigError(f"--max-rows must be 1 or more, got {o.max_rows}")
     if dtype not in PRECISIONS:
         # Checked here too so a dry run refuses what a real run would.
         raise ConfigError(
