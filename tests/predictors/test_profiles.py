@@ -145,6 +145,61 @@ def test_a_negative_time_is_rejected(tmp_path, tiny_model):
         read_profile(directory, tiny_model)
 
 
+@pytest.mark.parametrize(
+    ("file", "column", "value", "minimum"),
+    [
+        ("mlp.csv", "num_tokens", "7.5", 1),
+        ("mlp.csv", "num_tokens", "0", 1),
+        ("attention.csv", "batch_size", "0", 1),
+        ("attention.csv", "kv_cache_size", "-16", 0),
+    ],
+)
+def test_a_shape_that_is_not_a_whole_size_is_refused(
+    tmp_path, tiny_model, file, column, value, minimum
+):
+    """The rows ``frontier profile validate`` refuses are refused when training
+    too (they used to be read as they stood)."""
+    directory = write_profile(tmp_path / "p")
+    rows = linear_rows(False) if file == "mlp.csv" else attention_rows()
+    rows[0][column] = value
+    write_csv(directory / file, rows)
+    with pytest.raises(
+        InputError,
+        match=rf"row 2, column '{column}': '{value}' is not a whole "
+        rf"number >= {minimum}",
+    ):
+        read_profile(directory, tiny_model)
+
+
+def test_statistics_must_agree_within_a_row(tmp_path, tiny_model):
+    """A median outside its row's [min, max], or a statistic left empty while
+    the others are set, names the row and column."""
+    directory = write_profile(tmp_path / "p")
+    rows = linear_rows(False)
+    op = next(c.split(".")[1] for c in rows[0] if c.startswith("time_stats."))
+    rows[0][f"time_stats.{op}.min"] = 5.0  # above the row's max
+    write_csv(directory / "mlp.csv", rows)
+    with pytest.raises(InputError, match=r"row 2, column .*median.*outside the row"):
+        read_profile(directory, tiny_model)
+    rows = linear_rows(False)
+    rows[0][f"time_stats.{op}.mean"] = ""
+    write_csv(directory / "mlp.csv", rows)
+    with pytest.raises(InputError, match=rf"'time_stats\.{op}\.mean': empty while"):
+        read_profile(directory, tiny_model)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_header(tmp_path, tiny_model):
+    """A CSV saved with a byte-order mark reads like one without."""
+    directory = write_profile(tmp_path / "p")
+    path = directory / "mlp.csv"
+    from frontier_predictors.csv_table import CsvTable
+
+    first = CsvTable(path).header[0]  # time_stats.<op>.min: the mark hid it
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert CsvTable(path).header[0] == first
+    assert read_profile(directory, tiny_model).samples
+
+
 def test_an_operator_the_model_needs_must_be_profiled(tmp_path, tiny_model):
     """Without mlp_up_proj columns a dense model cannot be learned."""
     directory = write_profile(tmp_path / "p")

@@ -18,6 +18,8 @@ from frontier.errors import InputError
 
 _LONGEST_MS = 60_000.0
 """One operator running a minute is a unit or measurement error, not a time."""
+_STATISTICS = ("min", "max", "mean", "median", "std")
+"""The per-operator statistics columns a profile row may carry (``count`` aside)."""
 
 __all__ = ["CsvTable"]
 
@@ -36,7 +38,8 @@ class CsvTable:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            with path.open(newline="", encoding="utf-8") as handle:
+            # utf-8-sig: a byte-order mark is not part of the first column's name
+            with path.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.reader(handle)
                 header = next(reader, None)
                 lines = list(reader)
@@ -106,6 +109,20 @@ class CsvTable:
             values[index] = value
         return values
 
+    def whole(self, column: str, minimum: int) -> np.ndarray:
+        """Column ``column`` as floats that must be whole numbers of at least
+        ``minimum`` (token counts, batch sizes, context lengths)."""
+        values = self.numbers(column)
+        bad = np.flatnonzero((values < minimum) | (values != np.floor(values)))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(
+                f"{self.path}, row {index + 2}, column {column!r}: "
+                f"{self.columns[column][index].strip()!r} is not a whole number "
+                f">= {minimum}"
+            )
+        return values
+
     def flags(self, column: str) -> np.ndarray:
         """Column ``column`` as booleans (True/False, 1/0)."""
         values = np.empty(self.num_rows, dtype=bool)
@@ -162,4 +179,40 @@ class CsvTable:
                 f"ms is not a plausible operator time (0 to {_LONGEST_MS:g} ms); "
                 "check the unit (milliseconds) and the measurement"
             )
+        self._check_statistics(op, statistic, values)
         return values
+
+    def _check_statistics(self, op: str, statistic: str, values: np.ndarray) -> None:
+        """The rules ``frontier profile validate`` applies to an operator's
+        statistics, for the rows a predictor reads: all of them or none in a row,
+        and the statistic read within that row's ``[min, max]``."""
+        present = [s for s in _STATISTICS if f"time_stats.{op}.{s}" in self.columns]
+        texts = {s: self.columns[f"time_stats.{op}.{s}"] for s in present}
+        bounds = {}
+        for name in ("min", "max"):
+            if name in texts and name != statistic:
+                bounds[name] = self.numbers(f"time_stats.{op}.{name}", allow_empty=True)
+        for index in range(self.num_rows):
+            filled = [s for s in present if texts[s][index].strip()]
+            if filled and len(filled) < len(present):
+                empty = next(s for s in present if not texts[s][index].strip())
+                raise InputError(
+                    f"{self.path}, row {index + 2}, column "
+                    f"'time_stats.{op}.{empty}': empty while {filled[0]} of {op!r} "
+                    "is set; give all of the operator's statistics or none"
+                )
+        if len(bounds) < 2:
+            return
+        low, high = bounds["min"], bounds["max"]
+        slack = 1e-9 * np.maximum(1.0, high)
+        with np.errstate(invalid="ignore"):
+            wrong = (values < low - slack) | (values > high + slack) | (low > high)
+        bad = np.flatnonzero(wrong & np.isfinite(values))
+        if bad.size:
+            index = int(bad[0])
+            raise InputError(
+                f"{self.path}, row {index + 2}, column "
+                f"'time_stats.{op}.{statistic}': {values[index]:g} ms lies outside the "
+                f"row's [min, max] = [{low[index]:g}, {high[index]:g}] ms; fix the row "
+                "or measure it again"
+            )

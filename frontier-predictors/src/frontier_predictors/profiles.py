@@ -138,7 +138,7 @@ def _match_shape(
     shape_ok = np.ones(table.num_rows, dtype=bool)
     for column, wanted in checks.items():
         shape_ok &= table.numbers(column) == wanted
-    tps = table.numbers(tp_column)
+    tps = table.whole(tp_column, 1)
     if not shape_ok.any():
         found = sorted(
             {
@@ -189,7 +189,7 @@ def _read_linear(
         table, checks, "a linear-operator profile", "num_tensor_parallel_workers", tp
     )
     table.require(["num_tokens"], "the feature of every linear operator")
-    tokens = table.numbers("num_tokens")
+    tokens = table.whole("num_tokens", 1)
     result = {}
     for profile_op, name in _LINEAR_OPS.items():
         times = table.times(profile_op, statistic)
@@ -224,9 +224,9 @@ def _read_attention(
         ["batch_size", "prefill_chunk_size", "kv_cache_size", "is_prefill"],
         "the features of attention",
     )
-    batch = table.numbers("batch_size")
-    chunk = table.numbers("prefill_chunk_size")
-    cached = table.numbers("kv_cache_size")
+    batch = table.whole("batch_size", 1)
+    chunk = table.whole("prefill_chunk_size", 0)
+    cached = table.whole("kv_cache_size", 0)
     is_prefill = table.flags("is_prefill")
     n = table.num_rows
     mixed = np.zeros(n, dtype=bool)
@@ -318,7 +318,7 @@ def _read_moe(
             [v.strip() in ("", "uniform") for v in table.columns["load_distribution"]]
         )
         mask = mask & uniform
-    tokens = table.numbers("num_tokens")
+    tokens = table.whole("num_tokens", 1)
     result = {}
     for profile_op, name in _MOE_OPS.items():
         times = table.times(profile_op, statistic)
