@@ -83,9 +83,21 @@ def test_dry_run_counts_rows_already_measured(dense_path, tmp_path):
         *SMALL_GRID,
     )
     # columns: family, file, rows, measured, to measure
-    assert re.search(
-        r"linear\s*│\s*linear_op.csv\s*│\s*4\s*│\s*3\s*│\s*1\s", result.output
+    measured = r"linear\s*│\s*linear_op.csv\s*│\s*4\s*│\s*3\s*│\s*1\s"
+    assert re.search(measured, result.output)
+    # without --device the plan reads the folder a run here writes (compute/cpu/)
+    bare = _invoke(
+        "linear",
+        "-m",
+        dense_path,
+        "-o",
+        out,
+        "--backend",
+        "numpy",
+        "--dry-run",
+        *SMALL_GRID,
     )
+    assert re.search(measured, bare.output)
 
 
 def test_all_on_a_moe_model_writes_three_files_and_metadata(moe_path, tmp_path):

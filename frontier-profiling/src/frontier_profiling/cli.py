@@ -306,11 +306,13 @@ def _profile(command: str, o: Any) -> None:
         )
         grid = _grid(model, attention, o)
         directory = None
+        kind = _planned_kind(backend_name, o.torch_device)
         if o.device:
             directory = profile_directory(o.out, device_folder(o.device), model_dir)
+        elif kind == "cpu":  # where a run here files it: rows there are counted
+            directory = profile_directory(o.out, "cpu", model_dir)
         _print_plan(families, model, o, grid, dtype, backend_name, directory)
         try:
-            kind = _planned_kind(backend_name, o.torch_device)
             check_device_label(o.device, kind, f"{backend_name} backend")
         except ConfigError as error:
             # The plan is still useful (an estimate for the named device), but
