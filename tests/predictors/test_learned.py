@@ -233,3 +233,19 @@ def test_real_profile_has_no_step_down_at_its_edges(tmp_path):
     assert all(b >= a for a, b in pairwise(prefills))
     # 4096 -> 4097 is one more token: well under 1 % more time
     assert prefills[7] / prefills[6] < 1.01
+
+
+def test_a_table_of_one_size_warns(tmp_path, tiny_context):
+    """A linear profile of one row trains (it is valid) but is no curve: every
+    other token count is the roofline scaled through that row. It says so."""
+    from frontier.errors import FrontierWarning
+
+    from .conftest import linear_rows, write_csv
+
+    directory = write_profile(tmp_path / "p")
+    write_csv(directory / "mlp.csv", linear_rows(False)[:1])
+    config = SklearnConfig(
+        profile_dir=str(directory), cache_dir=str(tmp_path / "c"), model="linear"
+    )
+    with pytest.warns(FrontierWarning, match="measured at a single size"):
+        SklearnPredictor(config, tiny_context)

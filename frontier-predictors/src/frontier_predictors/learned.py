@@ -14,13 +14,14 @@ default factors; ``describe()`` lists them.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Literal
 
 import attrs
 from frontier.config import FieldValueError, PredictorConfig, path_field
-from frontier.errors import ConfigError
+from frontier.errors import ConfigError, FrontierWarning
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
 
 from frontier_predictors.cache import (
@@ -147,6 +148,25 @@ class LearnedPredictor(Predictor):
         factors.update(self.trained.factors)
         self.tables = StepTables(roofline_for(context, factors), self.trained.tables)
         self._missed: dict[int, int] = {}
+        self._warn_of_thin_tables()
+
+    def _warn_of_thin_tables(self) -> None:
+        """A table learned from a single size along an axis is not a curve: every
+        other size is the roofline scaled through that one point. Say so."""
+        thin = sorted(
+            name
+            for name, table in self.trained.tables.items()
+            if any(len(axis) < 2 for axis in table.axes)
+        )
+        if thin:
+            warnings.warn(
+                f"predictor.profile_dir {self.config.profile_dir}: "
+                f"{', '.join(thin)} measured at a single size along an axis; their "
+                "times elsewhere are the roofline scaled through that point. Profile "
+                "more sizes for a curve.",
+                FrontierWarning,
+                stacklevel=2,
+            )
 
     def _key_parts(self) -> dict[str, Any]:
         config, context = self.config, self.context
