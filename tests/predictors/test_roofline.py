@@ -167,3 +167,23 @@ def test_routed_moe_operators_read_the_group_tokens():
         for name in ("moe_shuffle", "moe_experts", "moe_combine")
     )
     assert predictor.predict(batch).moe_s == pytest.approx(local + routed)
+
+
+def test_an_fp8_checkpoint_reads_its_projections_at_one_byte():
+    """A quantised checkpoint's projections and experts are read at their own
+    element size; activations, the LM head and the router at the model dtype."""
+    from frontier_predictors.costs import OperatorCosts
+
+    model = load_model("llama-2-7b")  # hidden 4096, vocab 32000, TP 1
+    bf16 = OperatorCosts(model, 1, 2, 2)
+    fp8 = OperatorCosts(model, 1, 2, 2, weight_dtype_bytes=1)
+    # o_proj, 8 tokens: weights 4096 x 4096 = 16,777,216 elements;
+    # activations 8 x (4096 + 4096) = 65,536 elements
+    assert bf16.flops_bytes("o_proj", 8.0)[1] == (16_777_216 + 65_536) * 2
+    assert fp8.flops_bytes("o_proj", 8.0)[1] == 16_777_216 * 1 + 65_536 * 2
+    # the LM head stays at 2 bytes: 4096 x 32000 + 8 x (4096 + 32000) elements
+    head = (131_072_000 + 8 * 36_096) * 2
+    assert fp8.flops_bytes("lm_head", 8.0)[1] == bf16.flops_bytes("lm_head", 8.0)[1]
+    assert fp8.flops_bytes("lm_head", 8.0)[1] == head
+    # FLOPs do not change: 2 x 8 x 4096 x 4096
+    assert fp8.flops_bytes("o_proj", 8.0)[0] == 2.0 * 8 * 16_777_216

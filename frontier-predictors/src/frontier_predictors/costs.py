@@ -45,6 +45,11 @@ class OperatorCosts:
         dtype_bytes: Bytes per weight and activation element.
         kv_dtype_bytes: Bytes per KV-cache element.
         ep: Expert-parallel size (GPUs the routed experts are split over).
+        weight_dtype_bytes: Bytes per weight of the quantised projections and
+            experts (an FP8 or INT8 checkpoint); ``dtype_bytes`` when unset. The
+            LM head and the MoE router stay at ``dtype_bytes``, as such
+            checkpoints keep them, and FLOPs are counted at the activation
+            dtype's peak (weight-only kernels dequantise to it).
     """
 
     def __init__(
@@ -54,11 +59,13 @@ class OperatorCosts:
         dtype_bytes: int,
         kv_dtype_bytes: int,
         ep: int = 1,
+        weight_dtype_bytes: int | None = None,
     ) -> None:
         self.model = model
         self.tp = tp
         self.ep = ep
         self.b = dtype_bytes
+        self.wb = weight_dtype_bytes or dtype_bytes
         h = self.h = model.hidden_size
         heads = model.num_heads // tp
         if model.is_mla:
@@ -105,10 +112,15 @@ class OperatorCosts:
 
     # ------------------------------------------------------------------ families
 
-    def _linear(self, tokens: Any, shape: tuple[int, int]) -> tuple[Any, Any]:
+    def _linear(
+        self, tokens: Any, shape: tuple[int, int], quantised: bool = True
+    ) -> tuple[Any, Any]:
         fan_in, fan_out = shape
         flops = 2.0 * tokens * fan_in * fan_out
-        traffic = (fan_in * fan_out + tokens * (fan_in + fan_out)) * self.b
+        if not quantised or self.wb == self.b:
+            traffic = (fan_in * fan_out + tokens * (fan_in + fan_out)) * self.b
+        else:
+            traffic = fan_in * fan_out * self.wb + tokens * (fan_in + fan_out) * self.b
         return flops, traffic
 
     def _elementwise(self, elements: Any, passes: float) -> tuple[Any, Any]:
@@ -151,19 +163,24 @@ class OperatorCosts:
                 "mlp_down": self.down,
                 "lm_head": (h, self.vocab),
             }[name]
-            return self._linear(x, shape)
+            return self._linear(x, shape, quantised=name != "lm_head")
         if name == "moe_gate":
-            return self._linear(x, (h, max(1, self.experts)))
+            return self._linear(x, (h, max(1, self.experts)), quantised=False)
         if name == "moe_experts":
             experts, k = max(1, self.experts), self.top_k
             hit = experts / self.ep * (1.0 - (1.0 - k / experts) ** x)
             routes = x * self.local_routes
             flops = 2.0 * routes * self.expert_params
-            traffic = (hit * self.expert_params + 2 * routes * h) * self.b
+            if self.wb == self.b:
+                traffic = (hit * self.expert_params + 2 * routes * h) * self.b
+            else:
+                traffic = hit * self.expert_params * self.wb + 2 * routes * h * self.b
             return flops, traffic
         if name == "moe_shared_experts":
             flops = 2.0 * x * self.shared_params
-            return flops, (self.shared_params + 2 * x * h) * self.b
+            if self.wb == self.b:
+                return flops, (self.shared_params + 2 * x * h) * self.b
+            return flops, self.shared_params * self.wb + 2 * x * h * self.b
         if name in ("kv_cache_write_prefill", "kv_cache_write_decode"):
             return 0.0 * x, 2.0 * x * self.kv_bytes_per_token
         passes = {

@@ -247,12 +247,14 @@ def roofline_for(
     context: ExecutionContext, factors: dict[str, OperatorFactors]
 ) -> Roofline:
     """The roofline of ``context``'s model, device, TP and EP sizes and dtypes."""
+    weights = context.model.weight_dtype  # a quantised checkpoint's weights
     costs = OperatorCosts(
         context.model,
         context.parallel.tensor_parallel_size,
         DTYPE_BYTES[context.dtype],
         DTYPE_BYTES[context.kv_cache_dtype],
         ep=context.parallel.expert_parallel_size,
+        weight_dtype_bytes=DTYPE_BYTES[weights] if weights else None,
     )
     device = context.device
     return Roofline(
