@@ -80,6 +80,13 @@ class _TooManyTokens(_Fcfs):
     share = staticmethod(lambda left: left + 1000)
 
 
+class _StaleRunning(_Fcfs):
+    """Forgets to drop finished requests: schedules them again and again."""
+
+    def on_batch_end(self, batch, finished, now):
+        pass
+
+
 class _Plugins:
     @hookimpl
     def frontier_register_replica_schedulers(self, registry):
@@ -88,6 +95,7 @@ class _Plugins:
             ("empty_batches", _EmptyBatches),
             ("zero_tokens", _ZeroTokens),
             ("too_many_tokens", _TooManyTokens),
+            ("stale_running", _StaleRunning),
         ):
             registry.register(name, cls, ReplicaSchedulerConfig)
 
@@ -132,3 +140,12 @@ def test_a_failing_registration_hook_names_its_distribution():
 
     with pytest.raises(PluginError, match="broken-dist: its frontier_register_pre"):
         load_plugins(extra=[("broken-dist", _BrokenRegistration())])
+
+
+def test_a_finished_request_scheduled_again_is_refused():
+    """A scheduler that kept finished requests in its running list made them
+    generate for ever (the run never ended)."""
+    # Both 8-token prompts run in step 1 (10 ms); each then decodes its second
+    # and last token in step 2, and finishes at 20 ms. Step 3 schedules them again.
+    with pytest.raises(SimulationError, match=r"request 0 at t=0\.020000 s, but it"):
+        _run("stale_running")

@@ -43,6 +43,8 @@ from frontier.execution import ExecutionModel
 from frontier.kv_cache import KVBlockManager
 from frontier.request import Outcome, Request
 
+_PENDING = Outcome.PENDING
+
 if TYPE_CHECKING:
     from frontier.metrics import MetricsCollector
     from frontier.plugins import ReplicaScheduler
@@ -183,8 +185,12 @@ class Replica:
             if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
                 request.scheduled_at = now
             computed = request.num_computed_tokens + tokens
-            if tokens < 1 or computed > request.num_tokens:
-                self._refuse_batch(request, tokens, now)
+            if (
+                tokens < 1
+                or computed > request.num_tokens
+                or request.outcome is not _PENDING
+            ):
+                self._check_share(request, tokens, computed, now)
             request.num_computed_tokens = computed
             sampled = computed == request.num_tokens
             if sampled and lookahead:
@@ -203,6 +209,23 @@ class Replica:
             f"{tokens} token(s) at t={now:.6f} s, but it has {left} left to compute "
             f"({request.num_computed_tokens} of {request.num_tokens} computed); "
             "every request in a batch needs 1 to its remaining tokens"
+        )
+
+    def _check_share(
+        self, request: Request, tokens: int, computed: int, now: float
+    ) -> None:
+        """Refuse a share no engine could run, or a request that has left; a
+        truncated request still running (the one other case here) passes."""
+        if tokens < 1 or computed > request.num_tokens:
+            self._refuse_batch(request, tokens, now)
+        if request.outcome is Outcome.TRUNCATED and math.isnan(request.completed_at):
+            return
+        raise SimulationError(
+            f"replica {self.replica_id}'s scheduler "
+            f"({type(self.scheduler).__name__}) scheduled request "
+            f"{request.request_id} at t={now:.6f} s, but it has already left "
+            f"({request.outcome.value}); a scheduler must drop a request from its "
+            "queues when on_batch_end reports it finished or when it rejects it"
         )
 
     def start_queued(self, now: float) -> InFlightBatch | None:
