@@ -308,3 +308,20 @@ def test_an_empty_output_dir_is_refused(classes):
     """An empty metrics.output_dir would write into the working directory."""
     message = _error({"metrics": {"output_dir": " "}}, classes)
     assert "metrics.output_dir: must not be empty" in message
+
+
+def test_a_partial_length_table_keeps_the_workload_defaults(classes):
+    """Setting one field of a synthetic length distribution used to replace the
+    documented default (uniform 128 to 2048 prompt tokens) by the class's own
+    (fixed 512): the other fields now keep the workload's default values."""
+    config = build_config({"workload": {"prompt_tokens": {"min": 500}}}, classes)
+    prompt = config.workload.prompt_tokens
+    assert (prompt.distribution, prompt.min, prompt.max) == ("uniform", 500, 2048)
+    config = build_config(
+        {"workload": {"output_tokens": {"distribution": "zipf"}}}, classes
+    )
+    output = config.workload.output_tokens
+    assert (output.distribution, output.min, output.max) == ("zipf", 32, 512)
+    # an unknown key in the partial table is still refused
+    message = _error({"workload": {"prompt_tokens": {"mean": 5}}}, classes)
+    assert "workload.prompt_tokens: unknown key(s) mean" in message

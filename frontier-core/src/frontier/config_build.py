@@ -111,9 +111,34 @@ def _slot_hook(
             if extra:
                 raise ForbiddenExtraKeysError("", base, extra)
             return base(type=name)
-        return converter.structure({**data, "type": name}, cls)
+        return converter.structure(_over_defaults({**data, "type": name}, cls), cls)
 
     return structure
+
+
+def _over_defaults(data: Mapping[str, Any], cls: type) -> dict[str, Any]:
+    """``data`` with every partial table laid over its field's default value.
+
+    A field whose default is an attrs instance built by a factory (a synthetic
+    workload's ``prompt_tokens``, uniform over 128 to 2048) keeps the fields the
+    user's table leaves out at that default's values, not at the class's own
+    defaults (``--set workload.prompt_tokens.min=500`` keeps the uniform
+    distribution and its maximum).
+    """
+    merged = dict(data)
+    for field in attrs.fields(cls):
+        given = merged.get(field.name)
+        if not isinstance(given, Mapping) or not isinstance(
+            field.default, attrs.Factory  # type: ignore[arg-type]
+        ):
+            continue
+        if field.default.takes_self:
+            continue
+        default = field.default.factory()
+        if attrs.has(type(default)):
+            base = _drop_none(_to_data(default, False))
+            merged[field.name] = _over_defaults({**base, **given}, type(default))
+    return merged
 
 
 class _UnknownPlugin(ValueError):
