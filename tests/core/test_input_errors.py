@@ -155,3 +155,12 @@ def test_model_name_cannot_leave_the_output_folder(tmp_path):
     )
     path = run_directory(config, "..", "..")
     assert tmp_path in path.parents
+
+
+def test_a_plugin_list_of_only_commas_loads_everything(monkeypatch):
+    """FRONTIER_PLUGINS=' , ' names nothing: it is read as unset, not as a
+    restriction to no plugin at all."""
+    from frontier.registry import load_plugins
+
+    monkeypatch.setenv("FRONTIER_PLUGINS", " , ")
+    assert load_plugins().registry.entries("replica_scheduler")

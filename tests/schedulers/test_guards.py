@@ -113,3 +113,25 @@ def test_a_budget_below_max_num_seqs_is_refused(kind):
     with pytest.raises(ConfigError, match="max_num_batched_tokens=4 is smaller than"):
         Stepper(kind, [(0, 4, 1)], max_num_seqs=8, **shape)
     Stepper(kind, [(0, 4, 1)], max_num_seqs=4, **shape)  # equal is allowed
+
+
+@pytest.mark.parametrize(
+    ("kind", "options", "advice"),
+    [
+        ("vllm", {}, r"\(this scheduler has no chunked prefill\)"),
+        ("vllm_v1", {"enable_chunked_prefill": False}, "or enable chunked prefill"),
+    ],
+)
+def test_a_budget_below_max_model_len_names_what_can_be_changed(kind, options, advice):
+    """Without chunked prefill a budget below max_model_len is refused; the advice
+    only offers chunked prefill where the scheduler has it (vLLM v0's has not)."""
+    with pytest.raises(ConfigError, match=rf"smaller than max_model_len=64.*{advice}"):
+        Stepper(
+            kind,
+            [(0, 4, 1)],
+            num_blocks=8,
+            max_model_len=64,
+            max_num_batched_tokens=32,
+            max_num_seqs=4,
+            **options,
+        )

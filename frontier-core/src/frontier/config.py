@@ -246,8 +246,8 @@ class ParallelConfig:
         if self.num_replicas % group:
             raise FieldValueError(
                 "expert_parallel_size",
-                f"{ep} spans {group} replicas of tensor_parallel_size={tp} GPUs "
-                f"and {group} does not divide num_replicas={self.num_replicas}; "
+                f"{ep} spans {group} replicas of tensor_parallel_size={tp} GPUs, "
+                f"and num_replicas={self.num_replicas} is not a multiple of {group}; "
                 "make num_replicas a multiple of expert_parallel_size / "
                 "tensor_parallel_size",
             )

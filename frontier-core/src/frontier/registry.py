@@ -187,7 +187,8 @@ def _wanted() -> set[str] | None:
     raw = os.environ.get("FRONTIER_PLUGINS", "").strip()
     if not raw:
         return None
-    return {part.strip() for part in raw.split(",") if part.strip()}
+    names = {part.strip() for part in raw.split(",") if part.strip()}
+    return names or None  # only commas and spaces: as if unset
 
 
 def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:

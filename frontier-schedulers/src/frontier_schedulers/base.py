@@ -220,9 +220,17 @@ class QueueScheduler(ReplicaScheduler):
 
 
 def check_budget_holds_prompt(
-    name: str, tokens: int, max_model_len: int, chunked: bool, explicit: bool
+    name: str,
+    tokens: int,
+    max_model_len: int,
+    chunked: bool,
+    explicit: bool,
+    can_chunk: bool = True,
 ) -> None:
     """Refuse a token budget that can never hold a whole prompt, as vLLM does.
+
+    ``can_chunk`` is whether the scheduler has a chunked-prefill switch to
+    suggest.
 
     Raises:
         ConfigError: Chunking is off and an explicit budget is below
@@ -232,8 +240,12 @@ def check_budget_holds_prompt(
         raise ConfigError(
             f"replica_scheduler.{name}={tokens} is smaller than max_model_len="
             f"{max_model_len}: without chunked prefill a prompt that long could "
-            f"never be scheduled. Raise {name}, lower model.max_model_len or "
-            "enable chunked prefill."
+            f"never be scheduled. Raise {name} or lower model.max_model_len"
+            + (
+                ", or enable chunked prefill."
+                if can_chunk
+                else " (this scheduler has no chunked prefill)."
+            )
         )
 
 

@@ -76,6 +76,7 @@ class VllmV0Scheduler(QueueScheduler):
             context.max_model_len,
             False,
             True,
+            can_chunk=False,
         )
         check_budget_holds_seqs(self.max_num_batched_tokens, self.max_num_seqs)
         self.watermark_blocks = int(config.watermark * self.block_manager.num_blocks)
