@@ -181,18 +181,16 @@ class Replica:
         sample = samples.append
         epoch = epochs.append
         lookahead = self.lookahead
+        pending = _PENDING
         for request, tokens in zip(batch.requests, batch.num_new_tokens, strict=True):
             if request.scheduled_at != request.scheduled_at:  # NaN: first schedule
                 request.scheduled_at = now
             computed = request.num_computed_tokens + tokens
-            if (
-                tokens < 1
-                or computed > request.num_tokens
-                or request.outcome is not _PENDING
-            ):
+            total = request.num_tokens
+            if tokens < 1 or computed > total or request.outcome is not pending:
                 self._check_share(request, tokens, computed, now)
             request.num_computed_tokens = computed
-            sampled = computed == request.num_tokens
+            sampled = computed == total
             if sampled and lookahead:
                 request.num_tokens += 1  # the placeholder of the coming token
             sample(sampled)
