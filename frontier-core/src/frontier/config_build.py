@@ -129,7 +129,8 @@ def _over_defaults(data: Mapping[str, Any], cls: type) -> dict[str, Any]:
     for field in attrs.fields(cls):
         given = merged.get(field.name)
         if not isinstance(given, Mapping) or not isinstance(
-            field.default, attrs.Factory  # type: ignore[arg-type]
+            field.default,
+            attrs.Factory,  # type: ignore[arg-type]
         ):
             continue
         if field.default.takes_self:
