@@ -90,3 +90,13 @@ def test_trace_flag_keeps_the_options_of_a_trace_workload():
     data = {"workload": {"type": "trace", "path": "a.csv", "time_scale": 0.5}}
     result = collect_overrides(data, [], trace="b.csv")
     assert result["workload"] == {"type": "trace", "path": "b.csv", "time_scale": 0.5}
+
+
+def test_qps_over_a_jsonl_replay_points_to_time_scale():
+    """A JSONL replay keeps its own arrival times: --qps says how to re-time it
+    instead of failing on an unknown key."""
+    import pytest
+    from frontier.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"workload\.time_scale"):
+        collect_overrides({}, [], trace="requests.jsonl", qps=100.0)

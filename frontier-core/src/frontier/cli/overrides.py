@@ -9,6 +9,7 @@ import attrs
 
 from frontier.config import SLOTS
 from frontier.config_build import apply_overrides, parse_override
+from frontier.errors import ConfigError
 
 __all__ = ["collect_overrides"]
 
@@ -66,6 +67,16 @@ def collect_overrides(
         kind = "vllm_jsonl" if Path(trace).suffix.lower() == ".jsonl" else "trace"
         _switch_slot(data, "workload", kind)
         data["workload"]["path"] = str(trace)
+    workload = data.get("workload")
+    if (
+        flags.get("qps") is not None
+        and isinstance(workload, dict)
+        and workload.get("type") == "vllm_jsonl"
+    ):
+        raise ConfigError(
+            "--qps: a request JSONL file is replayed at its own arrival times; "
+            "scale them with --set workload.time_scale=F (0.5 replays twice as fast)"
+        )
     for flag, slot in _SLOT_FLAGS.items():
         name = flags.pop(flag, None)
         if name is not None:
