@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from frontier.cli.overrides import collect_overrides
+from frontier.errors import ConfigError
 
 
 def test_flags_land_on_their_config_paths():
@@ -95,8 +97,5 @@ def test_trace_flag_keeps_the_options_of_a_trace_workload():
 def test_qps_over_a_jsonl_replay_points_to_time_scale():
     """A JSONL replay keeps its own arrival times: --qps says how to re-time it
     instead of failing on an unknown key."""
-    import pytest
-    from frontier.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"workload\.time_scale"):
         collect_overrides({}, [], trace="requests.jsonl", qps=100.0)
