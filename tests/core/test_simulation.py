@@ -48,6 +48,16 @@ def test_async_scheduling_with_pipeline_stages_is_refused():
     )
 
 
+def test_a_dummy_batch_larger_than_a_step_is_refused():
+    """100,000 dummy tokens slowed a lockstep group 13x without a word; a dummy
+    batch may hold at most the step's token budget."""
+    with pytest.raises(ConfigError, match="lockstep_dummy_tokens=4097 is more than"):
+        _build(
+            replica_scheduler={"type": "vllm_v1", "max_num_batched_tokens": 4096},
+            parallel={"lockstep_dummy_tokens": 4097},
+        )
+
+
 def test_max_model_len_beyond_the_trained_context_is_refused():
     """Llama-2-7B was trained for 4096 tokens; 8192 is refused as vLLM does."""
     with pytest.raises(ConfigError, match="max_model_len=8192 is longer than the 4096"):

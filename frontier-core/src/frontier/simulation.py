@@ -156,6 +156,12 @@ class Simulation:
             # vLLM's default max_cudagraph_capture_size (VllmConfig).
             graph_tokens = min(2 * max_seqs, 512, max_tokens)
         self.cuda_graph_max_tokens = graph_tokens
+        dummy = config.parallel.lockstep_dummy_tokens
+        if dummy > max_tokens:
+            raise ConfigError(
+                f"parallel.lockstep_dummy_tokens={dummy} is more than a step holds "
+                f"(max_num_batched_tokens={max_tokens}); vLLM's dummy batch is 1 token"
+            )
         padding = config.parallel.lockstep_padding_max_tokens
         # vLLM pads only steps that run as CUDA graphs.
         self.lockstep_padding_max_tokens = (
