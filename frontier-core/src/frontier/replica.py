@@ -197,33 +197,30 @@ class Replica:
             epoch(request.num_preemptions)
         return samples, epochs
 
-    def _refuse_batch(self, request: Request, tokens: int, now: float) -> None:
-        """A scheduler gave ``request`` a share no engine could run: stop with the
-        scheduler named (a plugin bug would otherwise loop or miscount)."""
-        left = request.num_tokens - request.num_computed_tokens
-        raise SimulationError(
-            f"replica {self.replica_id}'s scheduler "
-            f"({type(self.scheduler).__name__}) gave request {request.request_id} "
-            f"{tokens} token(s) at t={now:.6f} s, but it has {left} left to compute "
-            f"({request.num_computed_tokens} of {request.num_tokens} computed); "
-            "every request in a batch needs 1 to its remaining tokens"
-        )
-
     def _check_share(
         self, request: Request, tokens: int, computed: int, now: float
     ) -> None:
-        """Refuse a share no engine could run, or a request that has left; a
-        truncated request still running (the one other case here) passes."""
+        """Stop the run, naming the scheduler, when it gave ``request`` a share no
+        engine could run or scheduled it after it left (a plugin bug would
+        otherwise loop or miscount); a truncated request still running passes."""
+        where = (
+            f"replica {self.replica_id}'s scheduler ({type(self.scheduler).__name__})"
+        )
         if tokens < 1 or computed > request.num_tokens:
-            self._refuse_batch(request, tokens, now)
+            left = request.num_tokens - request.num_computed_tokens
+            raise SimulationError(
+                f"{where} gave request {request.request_id} {tokens} token(s) at "
+                f"t={now:.6f} s, but it has {left} left to compute "
+                f"({request.num_computed_tokens} of {request.num_tokens} computed); "
+                "every request in a batch needs 1 to its remaining tokens"
+            )
         if request.outcome is Outcome.TRUNCATED and math.isnan(request.completed_at):
             return
         raise SimulationError(
-            f"replica {self.replica_id}'s scheduler "
-            f"({type(self.scheduler).__name__}) scheduled request "
-            f"{request.request_id} at t={now:.6f} s, but it has already left "
-            f"({request.outcome.value}); a scheduler must drop a request from its "
-            "queues when on_batch_end reports it finished or when it rejects it"
+            f"{where} scheduled request {request.request_id} at t={now:.6f} s, but "
+            f"it has already left ({request.outcome.value}); a scheduler must drop a "
+            "request from its queues when on_batch_end reports it finished or when "
+            "it rejects it"
         )
 
     def start_queued(self, now: float) -> InFlightBatch | None:
