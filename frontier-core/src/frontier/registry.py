@@ -40,6 +40,8 @@ KINDS = (
     "request_generator",
 )
 
+_CORE_DISTRIBUTION = "frontier-core"
+
 _HOOK_OF_KIND = {
     "replica_scheduler": "frontier_register_replica_schedulers",
     "cluster_scheduler": "frontier_register_cluster_schedulers",
@@ -167,11 +169,25 @@ class _Registrar:
 
 
 class PluginHost:
-    """The loaded plugin manager and the registry its hooks filled."""
+    """The loaded plugin manager and the registry its hooks filled.
 
-    def __init__(self, manager: pluggy.PluginManager, registry: PluginRegistry) -> None:
+    Attributes:
+        manager: The pluggy plugin manager.
+        registry: Every registered plugin.
+        packages: Top-level package of each loaded plugin distribution other than
+            ``frontier-core`` -> ``(distribution, version)``; tells a crash inside
+            a plugin from one inside Frontier.
+    """
+
+    def __init__(
+        self,
+        manager: pluggy.PluginManager,
+        registry: PluginRegistry,
+        packages: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.manager = manager
         self.registry = registry
+        self.packages = packages or {}
 
     @property
     def hook(self) -> Any:
@@ -252,7 +268,19 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
                     f"{type(error).__name__}: {error} (uninstall the distribution, or "
                     "leave it out with FRONTIER_PLUGINS, to run without it)"
                 ) from error
-    return PluginHost(manager, registry)
+    packages: dict[str, tuple[str, str]] = {}
+    for label, plugin in manager.list_name_plugin():
+        origin = origins.get(label)
+        module = getattr(plugin, "__name__", None) or type(plugin).__module__
+        if origin is not None and origin[0] != _CORE_DISTRIBUTION:
+            packages[module.split(".")[0]] = origin
+    for entry in registry.entries():
+        if entry.distribution != _CORE_DISTRIBUTION:
+            packages.setdefault(
+                entry.module.split(".")[0], (entry.distribution, entry.version)
+            )
+    packages.pop(hookspecs.PROJECT_NAME, None)  # the core's own package
+    return PluginHost(manager, registry, packages)
 
 
 @cache

@@ -25,7 +25,7 @@ from frontier.config import Config
 from frontier.config_build import config_to_toml
 from frontier.devices import load_device
 from frontier.engine import EventQueue, Priority
-from frontier.errors import ConfigError, InputError, SimulationError
+from frontier.errors import ConfigError, FrontierError, InputError, SimulationError
 from frontier.execution import ExecutionModel
 from frontier.kv_cache import KVBlockManager, PrefixCachingBlockManager
 from frontier.lockstep import LockstepGroup
@@ -389,91 +389,15 @@ class Simulation:
         queue.push(first.arrived_at, Priority.ARRIVAL, _ARRIVAL, first)
         next_arrival = first.arrived_at
         events = 0
+        now = first.arrived_at
 
-        while queue:
-            now, kind, payload = queue.pop()
-            events += 1
-            if kind == _BATCH_END:
-                replica, flight = payload
-                replica.finish_batch(flight, now)
-                if batch_hook is not None:
-                    batch_hook(
-                        replica_id=replica.replica_id,
-                        batch=flight.batch,
-                        started_at=flight.started_at,
-                        finished_at=now,
-                    )
-                ahead = replica.start_queued(now) if replica.lookahead else None
-                if ahead is not None:
-                    queue.push(
-                        ahead.finishes_at,
-                        Priority.BATCH_END,
-                        _BATCH_END,
-                        (replica, ahead),
-                    )
-                elif not replica.schedule_pending:
-                    replica.schedule_pending = True
-                    queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
-            elif kind == _ARRIVAL:
-                request: Request = payload
-                if now > _LATEST_ARRIVAL_S:
-                    raise InputError(
-                        f"request {request.request_id} arrives at {now:.6g} s; past "
-                        f"{_LATEST_ARRIVAL_S:.0e} s (31 years) times lose the "
-                        "sub-microsecond precision steps need. Raise the arrival "
-                        "rate or scale the trace's times (workload.time_scale)."
-                    )
-                metrics.record_arrival(request)
-                upcoming = next(arrivals, None)
-                next_arrival = math.inf
-                if upcoming is not None:
-                    next_arrival = upcoming.arrived_at
-                    if upcoming.arrived_at < request.arrived_at:
-                        raise SimulationError(
-                            f"workload produced request {upcoming.request_id} at "
-                            f"{upcoming.arrived_at} s, before request "
-                            f"{request.request_id} at {request.arrived_at} s"
-                        )
-                    queue.push(
-                        upcoming.arrived_at, Priority.ARRIVAL, _ARRIVAL, upcoming
-                    )
-                if not self._admit(request, max_model_len, metrics):
-                    continue
-                replica = replicas[router.route(request, replicas)]
-                replica.add_request(request, now)
-                group = replica.group
-                if group is not None:
-                    group.wake()
-                    if not group.stepping and not group.schedule_pending:
-                        group.schedule_pending = True
-                        queue.push(now, Priority.SCHEDULE, _GROUP_SCHEDULE, group)
-                elif not replica.schedule_pending and replica.can_start(now):
-                    replica.schedule_pending = True
-                    queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
-            elif kind == _SCHEDULE:
-                replica = payload
-                replica.schedule_pending = False
-                if not replica.can_start(now):
-                    continue
-                flight = replica.start_batch(now, next_arrival)
-                if flight is None:
-                    continue
-                queue.push(
-                    flight.finishes_at,
-                    Priority.BATCH_END,
-                    _BATCH_END,
-                    (replica, flight),
-                )
-                if replica.lookahead:
-                    replica.queued = replica.schedule(now)
-                if replica.num_in_flight < replica.num_stages:
-                    replica.schedule_pending = True
-                    queue.push(
-                        replica.stage_free_at[0], Priority.SCHEDULE, _SCHEDULE, replica
-                    )
-            elif kind == _GROUP_END:
-                group = payload
-                for replica, flight in group.finish_step(now):
+        try:
+            while queue:
+                now, kind, payload = queue.pop()
+                events += 1
+                if kind == _BATCH_END:
+                    replica, flight = payload
+                    replica.finish_batch(flight, now)
                     if batch_hook is not None:
                         batch_hook(
                             replica_id=replica.replica_id,
@@ -481,19 +405,101 @@ class Simulation:
                             started_at=flight.started_at,
                             finished_at=now,
                         )
-                if group.running and not group.schedule_pending:
-                    group.schedule_pending = True
-                    queue.push(now, Priority.SCHEDULE, _GROUP_SCHEDULE, group)
-            elif kind == _GROUP_SCHEDULE:
-                group = payload
-                group.schedule_pending = False
-                if group.stepping:
-                    continue
-                ends = group.start_step(now)
-                if ends is not None:
-                    queue.push(ends, Priority.BATCH_END, _GROUP_END, group)
-            if progress is not None and events % 4096 == 0:
-                progress(metrics.num_finished)
+                    ahead = replica.start_queued(now) if replica.lookahead else None
+                    if ahead is not None:
+                        queue.push(
+                            ahead.finishes_at,
+                            Priority.BATCH_END,
+                            _BATCH_END,
+                            (replica, ahead),
+                        )
+                    elif not replica.schedule_pending:
+                        replica.schedule_pending = True
+                        queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
+                elif kind == _ARRIVAL:
+                    request: Request = payload
+                    if now > _LATEST_ARRIVAL_S:
+                        raise InputError(
+                            f"request {request.request_id} arrives at {now:.6g} s; "
+                            f"past {_LATEST_ARRIVAL_S:.0e} s (31 years) times lose the "
+                            "sub-microsecond precision steps need. Raise the arrival "
+                            "rate or scale the trace's times (workload.time_scale)."
+                        )
+                    metrics.record_arrival(request)
+                    upcoming = next(arrivals, None)
+                    next_arrival = math.inf
+                    if upcoming is not None:
+                        next_arrival = upcoming.arrived_at
+                        if upcoming.arrived_at < request.arrived_at:
+                            raise SimulationError(
+                                f"workload produced request {upcoming.request_id} at "
+                                f"{upcoming.arrived_at} s, before request "
+                                f"{request.request_id} at {request.arrived_at} s"
+                            )
+                        queue.push(
+                            upcoming.arrived_at, Priority.ARRIVAL, _ARRIVAL, upcoming
+                        )
+                    if not self._admit(request, max_model_len, metrics):
+                        continue
+                    replica = replicas[router.route(request, replicas)]
+                    replica.add_request(request, now)
+                    group = replica.group
+                    if group is not None:
+                        group.wake()
+                        if not group.stepping and not group.schedule_pending:
+                            group.schedule_pending = True
+                            queue.push(now, Priority.SCHEDULE, _GROUP_SCHEDULE, group)
+                    elif not replica.schedule_pending and replica.can_start(now):
+                        replica.schedule_pending = True
+                        queue.push(now, Priority.SCHEDULE, _SCHEDULE, replica)
+                elif kind == _SCHEDULE:
+                    replica = payload
+                    replica.schedule_pending = False
+                    if not replica.can_start(now):
+                        continue
+                    flight = replica.start_batch(now, next_arrival)
+                    if flight is None:
+                        continue
+                    queue.push(
+                        flight.finishes_at,
+                        Priority.BATCH_END,
+                        _BATCH_END,
+                        (replica, flight),
+                    )
+                    if replica.lookahead:
+                        replica.queued = replica.schedule(now)
+                    if replica.num_in_flight < replica.num_stages:
+                        replica.schedule_pending = True
+                        free_at = replica.stage_free_at[0]
+                        queue.push(free_at, Priority.SCHEDULE, _SCHEDULE, replica)
+                elif kind == _GROUP_END:
+                    group = payload
+                    for replica, flight in group.finish_step(now):
+                        if batch_hook is not None:
+                            batch_hook(
+                                replica_id=replica.replica_id,
+                                batch=flight.batch,
+                                started_at=flight.started_at,
+                                finished_at=now,
+                            )
+                    if group.running and not group.schedule_pending:
+                        group.schedule_pending = True
+                        queue.push(now, Priority.SCHEDULE, _GROUP_SCHEDULE, group)
+                elif kind == _GROUP_SCHEDULE:
+                    group = payload
+                    group.schedule_pending = False
+                    if group.stepping:
+                        continue
+                    ends = group.start_step(now)
+                    if ends is not None:
+                        queue.push(ends, Priority.BATCH_END, _GROUP_END, group)
+                if progress is not None and events % 4096 == 0:
+                    progress(metrics.num_finished)
+        except Exception as error:
+            if not isinstance(error, FrontierError):
+                # A bug in a plugin or in Frontier: say when it happened.
+                error.add_note(f"at simulated time {now:.6f} s (event {events})")
+            raise
 
         if progress is not None:
             progress(metrics.num_finished)

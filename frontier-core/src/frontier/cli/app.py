@@ -393,3 +393,21 @@ def main() -> None:
             "system_metrics.json was not written"
         )
         raise SystemExit(130) from None
+    except Exception as error:
+        _report_crash(error)
+        raise SystemExit(1) from None
+
+
+def _report_crash(error: Exception) -> None:
+    """A bug, in a plugin or in Frontier: one paragraph saying whose and where."""
+    from rich.text import Text
+
+    from frontier.cli.crash import describe_crash, format_traceback, wants_traceback
+
+    packages: dict[str, tuple[str, str]] = {}
+    with contextlib.suppress(Exception):
+        packages = _plugins().packages
+    if wants_traceback():
+        print(format_traceback(error), end="", file=sys.stderr)
+    message = Text("error: ", style="bold red") + Text(describe_crash(error, packages))
+    stderr.print(message, highlight=False)
