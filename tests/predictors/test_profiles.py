@@ -285,3 +285,17 @@ def test_a_malformed_list_names_its_cell(tmp_path, tiny_model):
     line = len(rows) + 1
     with pytest.raises(InputError, match=rf"row {line}, column 'prefill_seq_lens'"):
         read_profile(directory, tiny_model)
+
+
+def test_a_file_whose_every_time_is_zero_is_refused(tmp_path, tiny_model):
+    """One operator may time 0 everywhere (the A800 profile's attn_input_reshape,
+    a view), but a file of zeros was not measured and predicted free steps."""
+    directory = write_profile(tmp_path / "p")
+    rows = linear_rows(False)
+    for row in rows:
+        for key in row:
+            if key.startswith("time_stats."):
+                row[key] = 0.0
+    write_csv(directory / "mlp.csv", rows)
+    with pytest.raises(InputError, match=r"mlp\.csv: every time of every operator"):
+        read_profile(directory, tiny_model)

@@ -106,6 +106,19 @@ def test_a_bad_cell_is_named_by_file_row_and_column(tmp_path, cells, column, mes
     assert str(errors[0]).startswith(f"error: {folder / 'linear_op.csv'}, row 3")
 
 
+def test_a_file_of_zero_times_is_reported(tmp_path):
+    """Zeros are valid times one by one (a reshape that is a view), but a file
+    whose every time is 0 was not measured."""
+    folder = tmp_path / "profile"
+    zeros = {f"{_OP}.{s}": "0.0" for s in ("min", "max", "mean", "median", "std")}
+    _write(folder, [_row(**zeros), _row(**zeros)])
+    errors = _errors(folder)
+    assert [(e.row, e.column) for e in errors] == [(None, None)]
+    assert "every time in the file is 0 ms" in errors[0].message
+    _write(folder, [_row(**zeros), _row()])  # one measured row: valid
+    assert _errors(folder) == []
+
+
 def test_a_short_row_is_reported(tmp_path):
     """A row with fewer fields than the header is an error of that row."""
     folder = tmp_path / "profile"

@@ -265,6 +265,36 @@ def test_bad_number_names_row_and_column(profile):
         predictor(profile)
 
 
+def _zero_times(path: Path, layer: str | None = None) -> None:
+    """Set time_us to 0 in every row of ``path`` (of ``layer`` only, if given)."""
+    lines = path.read_text("utf-8").splitlines()
+    for i in range(1, len(lines)):
+        cells = lines[i].split(",")
+        if layer is None or cells[0] == layer:
+            lines[i] = ",".join([*cells[:-1], "0"])
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+
+
+@pytest.mark.parametrize(
+    ("file", "layer", "what"),
+    [
+        ("dense.csv", "qkv_proj", "layer 'qkv_proj'"),
+        ("attention.csv", None, "the attention table"),
+    ],
+)
+def test_a_table_of_zero_times_is_refused(profile, file, layer, what):
+    """A table whose every time is 0 was not measured: it predicted free steps."""
+    _zero_times(profile / "tp1" / file, layer)
+    with pytest.raises(InputError, match=rf"{file}: every time_us of {what} is 0"):
+        predictor(profile)
+
+
+def test_an_moe_table_of_zero_times_is_refused(moe_profile):
+    _zero_times(moe_profile / "tp1" / "moe.csv")
+    with pytest.raises(InputError, match=r"moe\.csv: every time_us of the MoE block"):
+        predictor(moe_profile, moe=True)
+
+
 def test_missing_column_names_the_header(profile):
     """A dense table without ``tokens`` says which columns it has."""
     path = profile / "tp1" / "dense.csv"

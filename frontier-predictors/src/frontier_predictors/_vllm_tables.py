@@ -69,6 +69,16 @@ def read_number(path: Path, row: int, column: str, text: str) -> float:
     return value
 
 
+def refuse_all_zero(path: Path, what: str, times) -> None:
+    """A table whose every time is 0 was not measured (a kernel takes time);
+    predicting free steps from it would be a silent wrong answer."""
+    if len(times) and not any(times):
+        raise InputError(
+            f"{path}: every time_us of {what} is 0; a profiled kernel takes time, "
+            "so the measurement failed: profile it again"
+        )
+
+
 def read_series(path: Path, key: str) -> dict[str, dict[int, float]]:
     """``layer -> {key value -> time_us}`` of a dense or per-sequence CSV."""
     series: dict[str, dict[int, float]] = {}
@@ -76,6 +86,8 @@ def read_series(path: Path, key: str) -> dict[str, dict[int, float]]:
         x = int(read_number(path, row_number, key, row[key]))
         t = read_number(path, row_number, "time_us", row["time_us"])
         series.setdefault(row["layer"].strip(), {})[x] = t
+    for layer, times in series.items():
+        refuse_all_zero(path, f"layer {layer!r}", list(times.values()))
     return series
 
 
@@ -195,6 +207,7 @@ class AttentionTable:
                 points[row_number - 2, j] = read_number(
                     path, row_number, name, row[name]
                 )
+        refuse_all_zero(path, "the attention table", points[:, 4].tolist())
         self.chunks = np.unique(points[:, 0])
         self.kvs = np.unique(np.concatenate([points[:, 1], points[:, 3]]))
         self.decodes = np.unique(points[:, 2])
@@ -421,6 +434,7 @@ class MoeTable:
             values[(tokens, experts)] = time_us * US
         if not values:
             raise InputError(f"{path}: no rows")
+        refuse_all_zero(path, "the MoE block", list(values.values()))
         self.tokens = sorted({t for t, _ in values})
         self.experts = sorted({e for _, e in values})
         table = np.full((len(self.tokens), len(self.experts)), np.nan)

@@ -175,6 +175,25 @@ def _samples(
     return OperatorSamples(name, x[keep], times[keep], table.path, table.rows[keep])
 
 
+def _measured(
+    table: CsvTable, result: dict[str, OperatorSamples]
+) -> dict[str, OperatorSamples]:
+    """``result``, unless every time it read from ``table`` is 0.
+
+    One operator may time 0 everywhere (a reshape that is only a view), but a file
+    whose every operator does was not measured: its predictions would be free
+    steps, a silent wrong answer.
+    """
+    if result and not any(samples.time_ms.any() for samples in result.values()):
+        names = ", ".join(sorted(result))
+        raise InputError(
+            f"{table.path}: every time of every operator read ({names}) is 0 ms; "
+            "a profiled kernel takes time, so the measurement failed: profile "
+            "it again"
+        )
+    return result
+
+
 def _read_linear(
     table: CsvTable, model: ModelSpec, tp: int, statistic: str
 ) -> dict[str, OperatorSamples]:
@@ -206,7 +225,7 @@ def _read_linear(
         result["final_norm"] = OperatorSamples(
             "final_norm", norm.x, norm.time_ms, norm.source, norm.rows
         )
-    return result
+    return _measured(table, result)
 
 
 def _read_attention(
@@ -294,7 +313,7 @@ def _read_attention(
     single = plain_prefill | plain_decode
     add("attention_input_reshape", step_tokens, "attn_input_reshape", single)
     add("attention_output_reshape", step_tokens, "attn_output_reshape", single)
-    return result
+    return _measured(table, result)
 
 
 def _read_moe(
@@ -327,7 +346,7 @@ def _read_moe(
         found = _samples(name, tokens, times, table, mask)
         if found is not None:
             result[name] = found
-    return result
+    return _measured(table, result)
 
 
 def profile_files(

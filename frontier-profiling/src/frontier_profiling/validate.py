@@ -120,6 +120,8 @@ class _FileCheck:
         self.family = family
         self.problems: list[Problem] = []
         self.hidden = 0
+        self.times_seen = 0  # operator statistics read as numbers
+        self.times_positive = 0
 
     def add(
         self, row: int | None, column: str | None, message: str, severity: str = "error"
@@ -145,6 +147,13 @@ class _FileCheck:
             self.add(None, None, "the file has a header but no rows")
         for index, line in enumerate(lines[1:]):
             self._check_row(index + 2, header, line, ops)
+        if self.times_seen and not self.times_positive:
+            self.add(
+                None,
+                None,
+                "every time in the file is 0 ms; a profiled kernel takes time, so "
+                "the measurement failed: profile it again",
+            )
         return len(lines) - 1
 
     def _check_header(self, header: list[str]) -> dict[str, dict[str, int]]:
@@ -254,6 +263,8 @@ class _FileCheck:
                 self.add(row, column, f"negative time {value!r} ms")
                 return True
             values[stat] = value
+        self.times_seen += 1
+        self.times_positive += values["max"] > 0
         slack = _TOLERANCE * max(1.0, values["max"])
         low, high = values["min"] - slack, values["max"] + slack
         for stat in ("median", "mean"):
