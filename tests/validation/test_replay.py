@@ -139,8 +139,9 @@ def test_engine_settings_map_onto_the_config(data_root):
         "max_num_seqs": 8,
         "max_num_batched_tokens": 64,
         "enable_chunked_prefill": True,
-        # vLLM 0.11 scheduled synchronously by default.
+        # vLLM 0.11 scheduled synchronously by default, without the full-ISL gate.
         "async_scheduling": False,
+        "reserve_full_isl": False,
     }
     assert data["cache"] == {
         "block_size": 16,

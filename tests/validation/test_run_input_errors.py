@@ -92,6 +92,26 @@ def test_asynchronous_scheduling_follows_the_vllm_version(tmp_path, version, exp
     assert _async_scheduling(run.engine, run, pp=2) is False
 
 
+@pytest.mark.parametrize(
+    ("version", "expected"), [("0.18.0", False), ("0.19.0", True), ("0.28.1", True)]
+)
+def test_the_full_isl_gate_follows_the_vllm_version(tmp_path, version, expected):
+    """vLLM admits only requests whose whole prompt fits from 0.19.0 (PR #37307;
+    0.18.0's scheduler has no such gate); a run's own setting wins."""
+    from frontier.validation.mapping import _reserve_full_isl
+
+    folder = make_run(tmp_path / "run", [request(0)])
+    _with_meta(folder, vllm_version=version)
+    run = load_run(folder)
+    assert _reserve_full_isl(run.engine, run) is expected
+    set_off = make_run(
+        tmp_path / "off", [request(0)], scheduler_reserve_full_isl=not expected
+    )
+    _with_meta(set_off, vllm_version=version)
+    run = load_run(set_off)
+    assert _reserve_full_isl(run.engine, run) is (not expected)
+
+
 def test_a_file_is_not_a_run_folder(tmp_path):
     """Giving a file where the run's folder belongs says so."""
     path = tmp_path / "run.toml"

@@ -25,7 +25,7 @@ reach its last token (vLLM skips such a request rather than compute a token it
 would drop). The replica supplies the timing (see :mod:`frontier.replica`).
 
 ``reserve_full_isl`` adds the admission gate of newer vLLM
-(``scheduler_reserve_full_isl``, vLLM PR #37307, on by default where it exists):
+(``scheduler_reserve_full_isl``, vLLM PR #37307, on by default from v0.19.0):
 a request is admitted only when the blocks of its whole current sequence fit,
 not just those of its first chunk.
 """

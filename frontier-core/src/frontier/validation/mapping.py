@@ -210,6 +210,7 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "max_num_batched_tokens": max_num_batched_tokens,
         "enable_chunked_prefill": _flag(engine, "enable_chunked_prefill", run, True),
         "async_scheduling": _async_scheduling(engine, run, pp),
+        "reserve_full_isl": _reserve_full_isl(engine, run),
     }
     seed = _seed(engine, run)
     # Every engine setting is checked above; the inputs' paths follow.
@@ -298,6 +299,28 @@ def _async_scheduling(engine: dict[str, Any], run: RealRun, pp: int = 1) -> bool
             "replay needs one of them"
         )
     return version >= (0, 12)
+
+
+def _reserve_full_isl(engine: dict[str, Any], run: RealRun) -> bool:
+    """The run's ``scheduler_reserve_full_isl``: as set, else vLLM's default for
+    its version (on from v0.19.0, the first release with vLLM PR #37307; 0.18.0's
+    scheduler has no such gate).
+
+    Raises:
+        InputError: Neither the setting nor the version is recorded.
+    """
+    value = _flag(engine, "scheduler_reserve_full_isl", run, None)
+    if value is not None:
+        return value
+    version = _vllm_version(run)
+    if version is None:
+        raise InputError(
+            f"{run.folder / 'meta.json'}: neither "
+            "engine_kwargs.scheduler_reserve_full_isl nor vllm_version is recorded; "
+            "vLLM turned this admission gate on in 0.19, so the replay needs one "
+            "of them"
+        )
+    return version >= (0, 19)
 
 
 def _seed(engine: dict[str, Any], run: RealRun) -> int:
