@@ -72,6 +72,8 @@ class Stepper:
         block_size: Tokens per block.
         max_model_len: The engine's longest sequence.
         prefix_caching: Use the core's prefix-caching block manager.
+        manager: The block manager class, when another than the one
+            ``prefix_caching`` picks.
         device: Device catalogue name (engine defaults depend on it).
         step_ms: Duration of every step.
         **options: The scheduler's config fields.
@@ -88,6 +90,7 @@ class Stepper:
         prefix_caching: bool = False,
         device: str = "a100-80gb",
         step_ms: float = 10.0,
+        manager: type | None = None,
         **options,
     ) -> None:
         entry = default_plugins().registry.get("replica_scheduler", kind)
@@ -98,7 +101,8 @@ class Stepper:
             # keep their timelines.
             options["max_num_seqs"] = max(1, min(budget, len(requests)))
         self.config = entry.config_cls(type=kind, **options)
-        manager = PrefixCachingBlockManager if prefix_caching else KVBlockManager
+        if manager is None:
+            manager = PrefixCachingBlockManager if prefix_caching else KVBlockManager
         self.blocks = manager(num_blocks, block_size)
         self.left: list[Request] = []
         self.metrics = MetricsCollector(on_request=self.left.append)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from frontier.errors import ConfigError
+from frontier.kv_cache import PreemptionCachingBlockManager, PrefixCachingBlockManager
 from frontier.workloads.trace import chain_block_hashes
 
 from schedulers.stepper import Stepper
@@ -71,6 +72,56 @@ def test_preemption_frees_the_last_request_which_requeues_first():
     assert steps[10] == [(1, 33), (2, 8)]
     assert steps[11:] == [[(1, 1)]] * 6  # B's tokens 5 to 10
     assert [r.num_preemptions for r in stepper.requests] == [0, 1, 0]
+
+
+_CACHING_MANAGERS = pytest.mark.parametrize(
+    "manager", [PrefixCachingBlockManager, PreemptionCachingBlockManager]
+)
+
+
+@_CACHING_MANAGERS
+def test_a_preempted_request_finds_its_own_blocks_without_workload_hashes(manager):
+    """vLLM hashes every full block of a request, so after a recompute preemption
+    it re-admits over its own blocks still cached, even when the workload gives
+    no hashes (the timeline of the test above, prefix caching on)."""
+    stepper = Stepper(
+        "vllm_v1",
+        [(0, 30, 10), (0, 30, 10), (0.005, 8, 1)],
+        num_blocks=4,
+        max_model_len=64,
+        prefix_caching=True,
+        manager=manager,
+    )
+    steps = stepper.run()
+    # Step 4: B is preempted with 32 tokens computed (2 full blocks, cached under
+    # its own keys); A's 3rd block evicts B's 2nd, the last freed, so B's 1st block
+    # survives. Step 11 (A has left): B's 33 tokens hit 16 (1 block), it computes
+    # 17 in 2 new blocks; C's 8 tokens take the last free block.
+    assert steps[3] == [(0, 1)]
+    assert steps[10] == [(1, 17), (2, 8)]
+
+
+@_CACHING_MANAGERS
+def test_a_preempted_request_hits_its_generated_blocks_too(manager):
+    """Blocks of generated tokens are hashed as well: a request preempted after
+    48 computed tokens (16 prompt + 32 generated) re-admits with a 48-token hit."""
+    stepper = Stepper(
+        "vllm_v1",
+        [(0, 16, 40), (0, 16, 60)],
+        num_blocks=7,
+        max_model_len=256,
+        prefix_caching=True,
+        manager=manager,
+    )
+    steps = stepper.run()
+    # Each request takes a block at steps 1, 2, 18 (6 of 7). Step 34: A takes the
+    # 7th; B, 48 tokens computed in 3 full blocks, preempts itself. Steps 35-40: B
+    # (49 tokens: 3 cached blocks + 1 new) does not fit the 0 free blocks left
+    # beside its own; A finishes its 40th token at step 40. Step 41: B hits its
+    # 3 blocks (48 tokens, at most (49 - 1) // 16 = 3) and computes 1 token.
+    assert steps[33] == [(0, 1)]
+    assert steps[40] == [(1, 1)]
+    assert stepper.requests[1].num_preemptions == 1
 
 
 def test_a_request_with_nobody_after_it_preempts_itself():

@@ -17,11 +17,17 @@ reusable until they are evicted.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Hashable
 
 from frontier.request import Request
 
-__all__ = ["KVBlockManager", "PrefixCacheStats", "PrefixCachingBlockManager"]
+__all__ = [
+    "KVBlockManager",
+    "PreemptionCachingBlockManager",
+    "PrefixCacheStats",
+    "PrefixCachingBlockManager",
+]
 
 
 class PrefixCacheStats:
@@ -219,6 +225,15 @@ class PrefixCachingBlockManager(KVBlockManager):
     queue; allocation takes from the head and evicts whatever hash that block held.
     A lookup stops at the first miss and never covers the last prompt token, which
     the engine always recomputes to sample from.
+
+    vLLM hashes every full block of a request, generated tokens included
+    (``Request.append_output_token_ids`` extends its block hashes), so a request
+    preempted by recompute finds its own blocks again when it is re-admitted, as
+    far as they were not evicted meanwhile. The blocks past the workload's prompt
+    hashes (all of them when the workload gives none) hold tokens no other
+    request shares; they are known here by the private key ``(request_id,
+    index)``, registered when a preemption frees them (only their owner can hit
+    them, and only after that).
     """
 
     enable_prefix_caching = True
@@ -226,11 +241,11 @@ class PrefixCachingBlockManager(KVBlockManager):
     def __init__(self, num_blocks: int, block_size: int) -> None:
         super().__init__(num_blocks, block_size)
         self._ref_count = [0] * num_blocks
-        self._block_hash: list[int | None] = [None] * num_blocks
+        self._block_hash: list[Hashable | None] = [None] * num_blocks
         # hash -> blocks holding it, oldest first: as in vLLM v1's BlockPool, a
         # block computed again while an equal one is cached is cached too, so the
         # prefix survives the eviction of either copy.
-        self._cached: dict[int, dict[int, None]] = {}
+        self._cached: dict[Hashable, dict[int, None]] = {}
         self._free_queue: OrderedDict[int, None] = OrderedDict.fromkeys(
             range(num_blocks)
         )
@@ -244,17 +259,23 @@ class PrefixCachingBlockManager(KVBlockManager):
         Only blocks inside the first ``num_tokens - 1`` tokens count, so at least
         one token is computed (vLLM v1 ``get_computed_blocks``).
         """
-        hashes = request.block_hashes
-        if not hashes:
-            return []
-        limit = min(len(hashes), (request.num_tokens - 1) // self.block_size)
+        hashes = request.block_hashes or ()
+        limit = (request.num_tokens - 1) // self.block_size
+        shared = min(len(hashes), limit)
         blocks = []
         cached = self._cached
-        for index in range(limit):
+        for index in range(shared):
             holders = cached.get(hashes[index])
             if not holders:
-                break
+                return blocks
             blocks.append(next(iter(holders)))
+        if request.num_preemptions:  # its own blocks, freed by the preemption
+            rid = request.request_id
+            for index in range(shared, limit):
+                holders = cached.get((rid, index))
+                if not holders:
+                    break
+                blocks.append(next(iter(holders)))
         return blocks
 
     def can_allocate(
@@ -343,12 +364,19 @@ class PrefixCachingBlockManager(KVBlockManager):
         return True
 
     def free(self, request: Request) -> None:
-        """Release ``request``'s blocks, last block first, to the free queue tail."""
+        """Release ``request``'s blocks, last block first, to the free queue tail.
+
+        A request freed before it completed (a recompute preemption) first
+        registers its full computed blocks past the prompt hashes under their
+        private keys, so that it can find them again.
+        """
         held = self._request_blocks.pop(request.request_id, None)
         self._num_hashed.pop(request.request_id, None)
         request.num_blocks = 0
         if not held:
             return
+        if request.completed_at != request.completed_at:  # NaN: it will run again
+            self._cache_private_blocks(request, held)
         for block in reversed(held):
             self._ref_count[block] -= 1
             if self._ref_count[block] == 0:
@@ -392,12 +420,28 @@ class PrefixCachingBlockManager(KVBlockManager):
             self._num_free -= 1
         self._ref_count[block] += 1
 
+    def _cache_private_blocks(self, request: Request, held: list[int]) -> None:
+        # Full blocks whose tokens are all known (prompt and generated; an output
+        # placeholder of asynchronous scheduling is not) and scheduled.
+        known = request.num_prompt_tokens + request.num_generated
+        num_full = min(request.num_computed_tokens, known) // self.block_size
+        start = len(request.block_hashes or ())
+        rid = request.request_id
+        block_hash = self._block_hash
+        cached = self._cached
+        for index in range(start, min(num_full, len(held))):
+            block = held[index]
+            if block_hash[block] is None:
+                key = (rid, index)
+                cached.setdefault(key, {})[block] = None
+                block_hash[block] = key
+
     def _cache_full_blocks(
         self, request: Request, held: list[int], total_tokens: int
     ) -> None:
         # vLLM v1 registers a block's hash as soon as the step that fills it is
-        # scheduled. Only prompt blocks carry hashes here: generated tokens are not
-        # known, so their blocks are never shared.
+        # scheduled. Only prompt blocks carry shared hashes here; the others get
+        # private keys when a preemption frees them (_cache_private_blocks).
         hashes = request.block_hashes
         if not hashes:
             return
@@ -414,3 +458,156 @@ class PrefixCachingBlockManager(KVBlockManager):
                 digest = hashes[index]
                 cached.setdefault(digest, {})[block] = None
                 block_hash[block] = digest
+
+
+class PreemptionCachingBlockManager(KVBlockManager):
+    """vLLM v1's prefix caching for a workload without block hashes: counters,
+    plus the order of the free queue, so that a preempted request finds its own
+    blocks again.
+
+    Without the prompts' tokens no two requests are known to share a block, so
+    the only hits are a recompute-preempted request's own full blocks (prompt and
+    generated tokens; vLLM hashes both), still cached when it is re-admitted.
+    :class:`PrefixCachingBlockManager` gives the same answers block by block;
+    this one keeps the free queue as runs ``[owner, count]``, head first: blocks
+    that nobody can hit (``owner`` ``None``: never used, freed by a completed
+    request, or the partial blocks of a preempted one) and, per preempted
+    request, the run of its full blocks, its last block nearest the head as
+    vLLM's last-first freeing leaves them. Allocation consumes runs from the
+    head, so a run is evicted from its owner's last block back, and what is left
+    of it when the owner returns is its prefix hit.
+    """
+
+    enable_prefix_caching = True
+
+    def __init__(self, num_blocks: int, block_size: int) -> None:
+        super().__init__(num_blocks, block_size)
+        self._queue: deque[list] = deque([[None, num_blocks]])
+        self._runs: dict[int, list] = {}  # owner's request id -> its run
+
+    def _consume(self, count: int) -> None:
+        """Take ``count`` blocks from the head of the free queue (evicting)."""
+        head = self._queue[0]
+        if count < head[1]:  # the common case: inside the head run
+            head[1] -= count
+            return
+        queue = self._queue
+        while count:
+            run = queue[0]
+            take = count if count < run[1] else run[1]
+            run[1] -= take
+            count -= take
+            if not run[1]:
+                queue.popleft()
+                if run[0] is not None:
+                    del self._runs[run[0]]
+
+    def _append(self, owner: int | None, count: int) -> None:
+        if not count:
+            return
+        queue = self._queue
+        if owner is None and queue and queue[-1][0] is None:
+            queue[-1][1] += count
+            return
+        run = [owner, count]
+        queue.append(run)
+        if owner is not None:
+            self._runs[owner] = run
+
+    def find_cached_prefix(self, request: Request) -> list[int]:
+        """Placeholders for the surviving prefix of ``request``'s own blocks, at
+        most those inside its first ``num_tokens - 1`` tokens."""
+        if not request.num_preemptions:
+            return []
+        run = self._runs.get(request.request_id)
+        if run is None:
+            return []
+        hit = min(run[1], (request.num_tokens - 1) // self.block_size)
+        return list(range(hit))
+
+    def can_allocate(
+        self,
+        request: Request,
+        num_new_tokens: int,
+        cached_blocks: list[int] | None = None,
+    ) -> bool:
+        """Whether :meth:`allocate` with the same arguments would succeed now."""
+        hits = len(cached_blocks) if cached_blocks else 0
+        needed = self.blocks_needed(request, num_new_tokens) - hits
+        return needed <= self._num_free - hits
+
+    def allocate(
+        self,
+        request: Request,
+        num_new_tokens: int,
+        cached_blocks: list[int] | None = None,
+    ) -> bool:
+        """Take the hit blocks out of the queue, then enough from its head."""
+        total = request.num_computed_tokens + num_new_tokens
+        needed = -(-total // self.block_size) - request.num_blocks
+        if not cached_blocks:
+            if needed <= 0:
+                return True
+            if needed > self._num_free:
+                return False
+            self._consume(needed)
+            self._num_free -= needed
+            request.num_blocks += needed
+            return True
+        hits = len(cached_blocks)
+        needed = max(0, needed - hits)
+        if needed > self._num_free - hits:
+            return False
+        # The rest of the run stays queued where it is; nobody looks it up.
+        run = self._runs.pop(request.request_id)
+        run[0] = None
+        run[1] -= hits
+        if needed:
+            self._consume(needed)
+        self._num_free -= needed + hits
+        request.num_blocks += needed + hits
+        return True
+
+    def free(self, request: Request) -> None:
+        """Queue ``request``'s blocks: its full computed ones as its own run when
+        it was preempted (it will look them up), else as blocks nobody hits."""
+        count = request.num_blocks
+        if not count:
+            return
+        self._num_free += count
+        request.num_blocks = 0
+        if request.completed_at == request.completed_at:  # completed: not NaN
+            self._append(None, count)
+            return
+        known = request.num_prompt_tokens + request.num_generated
+        full = min(min(request.num_computed_tokens, known) // self.block_size, count)
+        self._append(None, count - full)  # freed last-first: partial blocks lead
+        self._append(request.request_id, full)
+
+    def take_blocks(self, num_blocks: int) -> bool:
+        """Hold ``num_blocks`` blocks outside any request (from the queue's head)."""
+        if not super().take_blocks(num_blocks):
+            return False
+        self._consume(num_blocks)
+        return True
+
+    def return_blocks(self, num_blocks: int) -> None:
+        """Give back blocks held through :meth:`take_blocks`."""
+        super().return_blocks(num_blocks)
+        self._append(None, num_blocks)
+
+    def extend_decodes(
+        self, requests: list[Request], computed: list[int], steps: int
+    ) -> None:
+        """Give decoding requests the blocks for ``steps`` more one-token steps,
+        taken from the queue's head in one go (the order among them evicts the
+        same blocks)."""
+        before = self._num_free
+        super().extend_decodes(requests, computed, steps)
+        self._consume(before - self._num_free)
+
+    def record_lookup(self, request: Request, hit_tokens: int) -> None:
+        """Count a lookup of all of ``request``'s tokens that hit ``hit_tokens``."""
+        self.prefix_stats.record(
+            request.num_tokens, hit_tokens, request.num_preemptions == 0
+        )

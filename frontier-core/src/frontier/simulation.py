@@ -27,7 +27,11 @@ from frontier.devices import load_device
 from frontier.engine import EventQueue, Priority
 from frontier.errors import ConfigError, FrontierError, InputError, SimulationError
 from frontier.execution import ExecutionModel
-from frontier.kv_cache import KVBlockManager, PrefixCachingBlockManager
+from frontier.kv_cache import (
+    KVBlockManager,
+    PreemptionCachingBlockManager,
+    PrefixCachingBlockManager,
+)
 from frontier.lockstep import LockstepGroup
 from frontier.memory import MemoryPlan, plan_memory
 from frontier.metrics import MetricsCollector
@@ -253,17 +257,16 @@ class Simulation:
 
     def _new_block_manager(self) -> KVBlockManager:
         cache = self.config.cache
-        if (
-            cache.enable_prefix_caching
-            and self.generator.provides_block_hashes
-            and getattr(self._scheduler_factory, "uses_prefix_cache", False)
+        num_blocks, block_size = self.memory_plan.num_blocks, cache.block_size
+        if cache.enable_prefix_caching and getattr(
+            self._scheduler_factory, "uses_prefix_cache", False
         ):
-            return PrefixCachingBlockManager(
-                self.memory_plan.num_blocks, cache.block_size
-            )
-        # Without hashes, or with a scheduler that never looks blocks up, no block
-        # is shared, so counting blocks is exact.
-        return KVBlockManager(self.memory_plan.num_blocks, cache.block_size)
+            if self.generator.provides_block_hashes:
+                return PrefixCachingBlockManager(num_blocks, block_size)
+            # No block is shared, but a preempted request finds its own again.
+            return PreemptionCachingBlockManager(num_blocks, block_size)
+        # With a scheduler that never looks blocks up, counting blocks is exact.
+        return KVBlockManager(num_blocks, block_size)
 
     def _build_replicas(self, metrics: MetricsCollector) -> None:
         self.replicas = []
