@@ -77,8 +77,8 @@ _hashless_operation = st.one_of(
     st.tuples(st.just("grow"), st.integers(0, 9), st.integers(1, 9), st.booleans()),
     st.tuples(st.just("preempt"), st.integers(0, 9)),
     st.tuples(st.just("complete"), st.integers(0, 9)),
-    st.tuples(st.just("take"), st.integers(1, 3)),
-    st.tuples(st.just("return"), st.integers(1, 3)),
+    st.tuples(st.just("take"), st.integers(0, 3)),
+    st.tuples(st.just("return"), st.integers(0, 3)),
 )
 
 

@@ -487,6 +487,8 @@ class PreemptionCachingBlockManager(KVBlockManager):
 
     def _consume(self, count: int) -> None:
         """Take ``count`` blocks from the head of the free queue (evicting)."""
+        if not count:
+            return
         head = self._queue[0]
         if count < head[1]:  # the common case: inside the head run
             head[1] -= count
