@@ -365,3 +365,16 @@ def test_can_allocate_agrees_with_allocate_on_cached_hits():
     # 2 evictable hits + 1 new block > 2 free (see the test above)
     assert not manager.can_allocate(request, 4, hits)
     assert not manager.allocate(request, 4, hits)
+
+
+def test_taking_nothing_from_a_full_cache_changes_nothing():
+    """SGLang's scheduler holds 0 blocks at times; with every block in use the
+    free queue is empty and taking none must still succeed."""
+    from frontier.kv_cache import PreemptionCachingBlockManager
+
+    manager = PreemptionCachingBlockManager(num_blocks=2, block_size=16)
+    request = Request(0, 0.0, 32, 4)
+    assert manager.allocate(request, 32)  # 2 blocks: none free
+    assert manager.take_blocks(0)
+    manager.return_blocks(0)
+    assert manager.num_free_blocks == 0
