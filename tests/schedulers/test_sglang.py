@@ -105,6 +105,38 @@ def test_lpm_puts_last_a_request_sharing_an_uncached_prefix_with_an_earlier_one(
     assert stepper.run() == steps
 
 
+def test_mixed_chunk_does_nothing_without_chunked_prefill():
+    """SGLang mixes only when chunked prefill is on (``is_mixed_chunk``): with
+    ``chunked_prefill_size = -1`` B's prefill runs alone, as without mixing."""
+    stepper = sglang(
+        [(0, 20, 4), (0.015, 10, 2)], enable_mixed_chunk=True, chunked_prefill_size=-1
+    )
+    assert stepper.run()[:4] == [[(0, 20)], [(0, 1)], [(1, 10)], [(0, 1), (1, 1)]]
+
+
+@pytest.mark.parametrize(
+    ("shared", "first"), [(31, [(0, 40), (1, 40)]), (32, [(0, 40), (2, 10)])]
+)
+def test_lpm_puts_last_from_exactly_32_shared_tokens(shared, first):
+    """SGLang deprioritizes at ``>= 32`` matching tokens: 31 shared tokens leave
+    Q in place, 32 put it after R."""
+    stepper = sglang(
+        [
+            (0, 40, 1, chain_block_hashes([*range(shared), *range(500, 540)][:40])),
+            (0, 40, 1, chain_block_hashes([*range(shared), *range(600, 640)][:40])),
+            (0, 10, 1, chain_block_hashes(list(range(700, 710)))),
+        ],
+        prefix_caching=True,
+        chunked_prefill_size=-1,
+        max_prefill_tokens=89,
+        schedule_policy="lpm",
+    )
+    # Budget 89 holds two of the three prompts but not all (40 + 40 + 10 = 90).
+    # 31 shared tokens: the order stays P, Q, R and P and Q run (80). 32: Q goes
+    # last, P and R run (50) and Q's 40 do not fit beside them.
+    assert stepper.run()[0] == first
+
+
 @pytest.mark.parametrize(("fillers", "first"), [(127, 1), (126, 128)])
 def test_lpm_falls_back_to_fcfs_above_128_waiting(fillers, first):
     """With 129 waiting requests LPM does not sort; with 128 it does."""

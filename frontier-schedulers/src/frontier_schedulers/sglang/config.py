@@ -34,7 +34,8 @@ class SglangConfig(GuardedConfig):
         max_prefill_tokens: Input-token budget of a prefill step.
         max_running_requests: Most running requests; derived from the KV size
             when unset.
-        enable_mixed_chunk: Run the decodes inside the prefill batch.
+        enable_mixed_chunk: Run the decodes inside the prefill batch (with
+            chunked prefill only).
         schedule_conservativeness: Scales the initial new-token ratio.
         init_new_token_ratio: ``global_config.default_init_new_token_ratio``.
         min_new_token_ratio_factor: Floor of the ratio, as a fraction of init.

@@ -15,7 +15,8 @@ LPM_QUEUE_LIMIT = 128
 IN_BATCH_CHECK_TOKENS = 32
 """A request with at most this many cached tokens is checked against the queue."""
 IN_BATCH_DEPRIORITIZE_TOKENS = 32
-"""...and put last when more than this many of its tokens match a waiting request."""
+"""...and put last when at least this many of its tokens match a waiting request
+(SGLang: ``>= IN_BATCH_PREFIX_CACHING_DEPRIORITIZE_THRESHOLD``)."""
 
 
 def lpm_order(
@@ -24,9 +25,12 @@ def lpm_order(
     match_limit: Callable[[Request], int],
     block_size: int,
 ) -> tuple[list[Request], dict[int, list[RadixNode]]]:
-    """Longest cached prefix first; a request with little cached that shares more
-    than 32 tokens with an earlier such waiting request goes last (SGLang's
-    in-batch prefix caching, so the earlier one caches the prefix first).
+    """Longest cached prefix first; a request with at most 32 tokens cached that
+    shares at least 32 tokens with an earlier such waiting request goes last
+    (SGLang's in-batch prefix caching, so the earlier one caches the prefix first).
+    SGLang matches the waiting queue token by token; here the shared tokens are
+    whole shared blocks, so with blocks above one token a match that ends inside
+    a block counts only its full blocks.
 
     Args:
         waiting: The queue, in FCFS order.
@@ -51,7 +55,7 @@ def lpm_order(
         shared = 0
         while shared < limit and hashes[shared] in seen:
             shared += 1
-        if shared * block_size > IN_BATCH_DEPRIORITIZE_TOKENS:
+        if shared * block_size >= IN_BATCH_DEPRIORITIZE_TOKENS:
             last.add(request.request_id)
         else:
             seen.update(hashes[: max(limit, 0)])

@@ -253,8 +253,13 @@ class SglangScheduler(QueueScheduler):
             return None
         self._sort_lpm()
 
-        mixed = self.config.enable_mixed_chunk and running_bs > 0
-        adder = PrefillAdder(self, running_bs if self.config.enable_mixed_chunk else 0)
+        # SGLang: is_mixed_chunk = chunked_prefill_size is not None and
+        # enable_mixed_chunk, so without chunked prefill the switch does nothing.
+        mixing = (
+            self.config.enable_mixed_chunk and self.chunked_prefill_size is not None
+        )
+        mixed = mixing and running_bs > 0
+        adder = PrefillAdder(self, running_bs if mixing else 0)
         new_chunked = None
         if self.chunked is not None:
             if self.chunked.request_id in self.in_flight:
