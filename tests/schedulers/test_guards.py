@@ -115,6 +115,26 @@ def test_a_budget_below_max_num_seqs_is_refused(kind):
     Stepper(kind, [(0, 4, 1)], max_num_seqs=4, **shape)  # equal is allowed
 
 
+def test_an_unset_max_num_seqs_is_cut_to_a_small_budget():
+    """vLLM 0.19's EngineArgs sets an unset max_num_seqs to min(GPU default,
+    max_num_batched_tokens): a budget of 512 on an 80 GB GPU (default 1024
+    seats) runs with 512 seats instead of being refused."""
+    from frontier.plugins import default_plugins
+
+    from schedulers.stepper import execution_context
+
+    entry = default_plugins().registry.get("replica_scheduler", "vllm_v1")
+    config = entry.config_cls(type="vllm_v1", max_num_batched_tokens=512)
+    limits = entry.factory.planning_limits(config, execution_context("h100-sxm"), 4096)
+    assert limits == (512, 512)  # min(1024, 512) seats
+    # Unset budget: 8192 by default, cut to max_num_seqs x max_model_len = 4 x 64.
+    config = entry.config_cls(type="vllm_v1", max_num_seqs=4)
+    assert entry.factory.planning_limits(config, execution_context("h100-sxm"), 64) == (
+        256,
+        4,
+    )
+
+
 @pytest.mark.parametrize(
     ("kind", "options", "advice"),
     [

@@ -118,15 +118,26 @@ class VllmV1Scheduler(QueueScheduler):
     ) -> tuple[int, int]:
         """The step's token budget and ``max_num_seqs`` after engine defaults.
 
-        Without chunked prefill vLLM raises an unset budget to ``max_model_len``
-        so that any prompt fits in one step.
+        As vLLM's ``EngineArgs._set_default_max_num_seqs_and_batched_tokens_args``
+        (v0.19): an unset budget is the GPU's default, raised to ``max_model_len``
+        without chunked prefill (so that any prompt fits in one step) and cut to
+        ``max_num_seqs x max_model_len``; an unset ``max_num_seqs`` is the GPU's
+        default cut to the budget, so a small budget alone is accepted.
         """
         device = execution.device
-        tokens, seqs = engine_default_limits(device.name, device.memory_gib)
-        tokens = config.max_num_batched_tokens or tokens
-        if not config.enable_chunked_prefill and config.max_num_batched_tokens is None:
-            tokens = max(max_model_len, tokens)
-        return tokens, config.max_num_seqs or seqs
+        default_tokens, default_seqs = engine_default_limits(
+            device.name, device.memory_gib
+        )
+        tokens = config.max_num_batched_tokens
+        if tokens is None:
+            tokens = default_tokens
+            if not config.enable_chunked_prefill:
+                tokens = max(max_model_len, tokens)
+            tokens = min((config.max_num_seqs or default_seqs) * max_model_len, tokens)
+        seqs = config.max_num_seqs
+        if seqs is None:
+            seqs = min(default_seqs, tokens)
+        return tokens, seqs
 
     def schedule(self, now: float) -> Batch | None:
         """Form one step by the rules in the module docstring."""
