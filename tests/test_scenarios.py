@@ -103,7 +103,9 @@ def test_preemption_by_recompute(run_scenario, tmp_path):
 
 
 def test_prompt_too_long_is_rejected_and_run_ends(run_scenario, tmp_path):
-    """A prompt leaving no room for a token is rejected; long outputs are cut."""
+    """A prompt leaving no room for a token is rejected; so is, by default, one
+    whose output runs past max_model_len (vLLM's API server refuses
+    ``prompt + max_tokens > max_model_len``)."""
     _, result = run_scenario(
         [[0.0, 64, 5], [0.0, 60, 10], [0.0, 20, 2]],
         output_dir=tmp_path,
@@ -113,6 +115,24 @@ def test_prompt_too_long_is_rejected_and_run_ends(run_scenario, tmp_path):
     # 64 >= max_model_len: no room for a token -> rejected, no timings.
     assert by_id[0]["outcome"] == "rejected_too_long"
     assert by_id[0]["ttft_ms"] == ""
+    # 60 + 10 = 70 > 64: the server refuses it.
+    assert by_id[1]["outcome"] == "rejected_too_long"
+    assert by_id[2]["outcome"] == "completed"
+    requests = result.summary["requests"]
+    assert (requests["rejected_too_long"], requests["truncated"]) == (2, 0)
+
+
+def test_an_output_past_max_model_len_is_cut_when_asked(run_scenario, tmp_path):
+    """With ``engine.over_max_model_len = "truncate"`` (vLLM's LLM class, a client
+    without max_tokens) generation stops at max_model_len instead."""
+    _, result = run_scenario(
+        [[0.0, 64, 5], [0.0, 60, 10], [0.0, 20, 2]],
+        output_dir=tmp_path,
+        model={"max_model_len": 64},
+        engine={"over_max_model_len": "truncate"},
+    )
+    by_id = rows(result)
+    assert by_id[0]["outcome"] == "rejected_too_long"
     # 60 + 10 > 64: generation stops at 64 tokens -> 4 output tokens.
     assert by_id[1]["outcome"] == "truncated"
     assert by_id[1]["num_output_tokens"] == "4"
@@ -123,11 +143,7 @@ def test_prompt_too_long_is_rejected_and_run_ends(run_scenario, tmp_path):
         requests["rejected_too_long"],
         requests["truncated"],
         requests["completed"],
-    ) == (
-        1,
-        1,
-        1,
-    )
+    ) == (1, 1, 1)
 
 
 def test_invalid_key_error_names_the_path():

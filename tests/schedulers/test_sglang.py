@@ -305,6 +305,18 @@ def test_prompts_longer_than_the_cache_allows_are_refused_and_outputs_clipped():
     assert stepper.requests[1].num_generated == 28
 
 
+def test_the_tokenizer_manager_refuses_a_request_reaching_the_context_length():
+    """SGLang refuses ``prompt + max_new_tokens >= context_len`` (vLLM only
+    ``>``); one token less passes and is clipped by the scheduler's rule."""
+    stepper = sglang([(0, 20, 44), (0, 20, 43)], max_model_len=64)
+    stepper.run()
+    # 20 + 44 = 64 >= 64: refused. 20 + 43 = 63 passes; max_req_len = min(63,
+    # 4095) = 63, so at most 63 - 20 - 1 = 42 tokens.
+    assert stepper.outcome(0) == "rejected_too_long"
+    assert stepper.outcome(1) == "truncated"
+    assert stepper.requests[1].num_generated == 42
+
+
 def test_chunks_must_be_whole_pages():
     """SGLang requires chunked_prefill_size to be a multiple of the page size."""
     with pytest.raises(ConfigError, match="chunked_prefill_size=24 is not a multiple"):

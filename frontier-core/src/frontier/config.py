@@ -310,7 +310,8 @@ class CacheConfig:
 
 @attrs.frozen(kw_only=True)
 class EngineConfig:
-    """What a step costs beyond its operators (vLLM's compilation config).
+    """What a step costs beyond its operators (vLLM's compilation config), and
+    what the engine's front end does with a request longer than the model.
 
     vLLM runs a step as a CUDA graph when it holds at most
     ``max_cudagraph_capture_size`` tokens (``CUDAGraphMode.FULL_AND_PIECEWISE``,
@@ -328,12 +329,20 @@ class EngineConfig:
             host's work between them. 0 by default, as no figure is known for a
             host in general; ``benchmarks/validation_steps.py`` measures it from
             a real run's timestamps (docs/validation.md).
+        over_max_model_len: A request whose prompt plus output runs past
+            ``model.max_model_len``: ``"reject"`` (``rejected_too_long``), as
+            vLLM's and SGLang's API servers refuse a request whose ``max_tokens``
+            does not fit (a benchmark client sends the output length as
+            ``max_tokens``), or ``"truncate"``: generate up to the limit
+            (``truncated``), as vLLM's offline ``LLM`` class, a client that sets
+            no ``max_tokens`` or SGLang's ``--allow-auto-truncate`` do.
     """
 
     cuda_graph_max_tokens: int | None = attrs.field(
         default=None, validator=non_negative
     )
     eager_step_overhead_ms: float = attrs.field(default=0.0, validator=non_negative)
+    over_max_model_len: Literal["reject", "truncate"] = "reject"
 
 
 @attrs.frozen(kw_only=True)

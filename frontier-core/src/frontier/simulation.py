@@ -132,6 +132,7 @@ class Simulation:
         self.max_model_len = (
             config.model.max_model_len or self.model.max_position_embeddings
         )
+        self.reject_over_length = config.engine.over_max_model_len == "reject"
         if self.max_model_len > self.model.max_position_embeddings:
             # vLLM refuses this too (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set).
             raise ConfigError(
@@ -291,6 +292,7 @@ class Simulation:
                 block_manager=blocks,
                 reject=replica.reject,
                 seed=self.config.seed + replica_id,
+                over_max_model_len=self.config.engine.over_max_model_len,
             )
             replica.scheduler = self._scheduler_factory(
                 self.config.replica_scheduler, context
@@ -526,8 +528,12 @@ class Simulation:
         """Apply the engine's length rules; reject or cut, and count it.
 
         vLLM rejects a prompt that leaves no room for one output token
-        (``prompt >= max_model_len``) and stops generation when the sequence
-        reaches ``max_model_len`` (``FINISHED_LENGTH_CAPPED``).
+        (``prompt >= max_model_len``). A prompt plus output past
+        ``max_model_len`` is refused by vLLM's API server when the client asks
+        for that output as ``max_tokens`` (``serving.py``: ``prompt + max_tokens
+        > max_model_len``); otherwise generation stops when the sequence reaches
+        ``max_model_len`` (``FINISHED_LENGTH_CAPPED``). ``engine.over_max_model_len``
+        picks which.
         """
         prompt = request.num_prompt_tokens
         if prompt >= max_model_len:
@@ -535,6 +541,10 @@ class Simulation:
             metrics.record_request(request)
             return False
         if prompt + request.num_output_tokens > max_model_len:
+            if self.reject_over_length:
+                request.outcome = Outcome.REJECTED_TOO_LONG
+                metrics.record_request(request)
+                return False
             request.max_output_tokens = max_model_len - prompt
             request.outcome = Outcome.TRUNCATED
         blocks_needed = -(

@@ -75,6 +75,7 @@ class SglangScheduler(QueueScheduler):
         self.max_running_requests = config.max_running_requests or (
             default_max_running_requests(self.kv_tokens, context.max_model_len)
         )
+        self.reject_over_length = context.over_max_model_len == "reject"
         self.max_req_len = min(context.max_model_len - 1, self.kv_tokens - 1)
         self.max_req_input_len = self.max_req_len - 5
         self.tree = RadixCache() if context.cache.enable_prefix_caching else None
@@ -118,12 +119,18 @@ class SglangScheduler(QueueScheduler):
     def add_request(self, request: Request, now: float) -> None:
         """Queue ``request`` after SGLang's length rules.
 
-        A prompt longer than ``max_req_input_len = min(max_model_len - 1, KV
-        tokens - 1) - 5`` is refused; the output is clipped to ``max_req_len -
-        prompt - 1`` tokens.
+        The tokenizer manager refuses ``prompt + max_new_tokens >=
+        max_model_len`` (``_validate_one_request``; with
+        ``engine.over_max_model_len = "truncate"``, as ``--allow-auto-truncate``,
+        the core has cut the output instead). A prompt longer than
+        ``max_req_input_len = min(max_model_len - 1, KV tokens - 1) - 5`` is
+        refused; the output is clipped to ``max_req_len - prompt - 1`` tokens.
         """
         prompt = request.num_prompt_tokens
-        if prompt > self.max_req_input_len:
+        if prompt > self.max_req_input_len or (
+            self.reject_over_length
+            and prompt + request.num_output_tokens >= self.context.max_model_len
+        ):
             self.reject(request, Outcome.REJECTED_TOO_LONG)
             return
         limit = self.max_req_len - prompt - 1
