@@ -208,6 +208,53 @@ def test_asynchronous_scheduling_admits_an_arrival_one_step_later(
     assert float(by_id[1]["scheduled_at_ms"]) == pytest.approx(20.0)
 
 
+def test_a_request_preempted_while_its_step_runs_keeps_that_steps_token(
+    run_scenario, tmp_path
+):
+    """vLLM v1 appends the token a step sampled for a request preempted while the
+    step ran (``update_from_output`` skips only finished requests)."""
+    _, result = run_scenario(
+        [[0.0, 32, 5], [0.0, 32, 5]],
+        output_dir=tmp_path,
+        model={"max_model_len": 64},
+        cache={"num_gpu_blocks": 4},
+        replica_scheduler={"async_scheduling": True},
+    )
+    # 10 ms steps, 4 blocks of 16. t=0: step 1 prefills A and B (2 blocks each)
+    # and step 2 is formed at once: A's 33rd token needs a 3rd block, so B, the
+    # last running, is preempted (its 2 full blocks cached under its own keys)
+    # and A takes one of them. t=10: step 1 ends; B keeps its sampled token (TTFT
+    # 10 ms) and waits: 33 tokens would hit its 1 surviving block and need 2 more.
+    # A decodes its tokens 2-5 at 20-50 ms and leaves (E2E 50 ms). t=50: B hits
+    # 16 tokens and computes 17 (token 2 at 60 ms), then tokens 3-5 at 70-90 ms.
+    by_id = rows(result)
+    assert float(by_id[0]["e2e_ms"]) == pytest.approx(50.0)
+    assert float(by_id[1]["ttft_ms"]) == pytest.approx(10.0)
+    assert float(by_id[1]["e2e_ms"]) == pytest.approx(90.0)
+    assert by_id[1]["num_preemptions"] == "1"
+    assert result.summary["requests"]["completed"] == 2
+
+
+def test_a_request_preempted_in_its_last_step_finishes_from_the_queue(
+    run_scenario, tmp_path
+):
+    """A preempted request whose in-flight step samples its last token completes
+    from the waiting queue and is never admitted again."""
+    _, result = run_scenario(
+        [[0.0, 32, 5], [0.0, 32, 1]],
+        output_dir=tmp_path,
+        model={"max_model_len": 64},
+        cache={"num_gpu_blocks": 4},
+        replica_scheduler={"async_scheduling": True},
+    )
+    # As above, but B wants 1 token: step 1 samples it while B is preempted for
+    # A's 3rd block, so B completes at 10 ms without running again.
+    by_id = rows(result)
+    assert float(by_id[1]["e2e_ms"]) == pytest.approx(10.0)
+    assert by_id[1]["outcome"] == "completed"
+    assert float(by_id[0]["e2e_ms"]) == pytest.approx(50.0)
+
+
 def test_a_request_is_queued_at_the_end_of_the_step_it_arrives_in(
     run_scenario, tmp_path
 ):

@@ -266,6 +266,13 @@ class ReplicaScheduler(abc.ABC):
     """Whether the scheduler looks up cached prefix blocks; only then does the
     replica keep block identity (``cache.enable_prefix_caching``)."""
 
+    keeps_samples_of_preempted = False
+    """Whether a token sampled by a step for a request preempted while that step
+    ran still counts (vLLM v1's ``update_from_output`` skips only finished
+    requests, so a preempted one keeps it, and may even finish from the waiting
+    queue: :meth:`on_batch_end` then lists it among the finished). Only
+    asynchronous scheduling or pipeline stages preempt a request in flight."""
+
     decode_window_min_free_blocks = 0
     """Blocks that must stay free during a decode window (a scheduler that
     preempts whenever no block is free, like Sarathi-Serve, needs 1)."""

@@ -388,12 +388,16 @@ class Replica:
         for request, sampled, epoch in zip(
             flight.batch.requests, flight.samples, flight.epochs, strict=True
         ):
-            if not sampled or request.num_preemptions != epoch:
+            if not sampled:
                 continue
+            if request.num_preemptions != epoch:  # preempted while the step ran
+                if not self._keeps_sample_of_preempted(request):
+                    continue
+                request.num_tokens += 1  # the preemption dropped its placeholder
+            elif not lookahead:  # ahead, the placeholder already counted it
+                request.num_tokens += 1
             generated = request.num_generated + 1
             request.num_generated = generated
-            if not lookahead:  # ahead, the placeholder already counted it
-                request.num_tokens += 1
             if generated == 1:
                 request.first_token_at = now
             else:
@@ -412,6 +416,17 @@ class Replica:
             metrics.record_request(request)
         self.scheduler.on_batch_end(flight.batch, finished, now)
         return finished
+
+    def _keeps_sample_of_preempted(self, request: Request) -> bool:
+        """Whether the token a step sampled for ``request``, preempted while the
+        step ran, counts: when its scheduler says so, the request is still
+        waiting (not re-admitted meanwhile, which only pipeline stages allow, nor
+        gone: an abort)."""
+        return (
+            self.scheduler.keeps_samples_of_preempted
+            and not request.num_computed_tokens
+            and request.outcome in (Outcome.PENDING, Outcome.TRUNCATED)
+        )
 
     def reject(self, request: Request, outcome: Outcome) -> None:
         """Drop a routed request that can never run (called by the scheduler)."""

@@ -115,13 +115,17 @@ class QueueScheduler(ReplicaScheduler):
     def on_batch_end(
         self, batch: Batch, finished: Sequence[Request], now: float
     ) -> None:
-        """Drop finished requests from the running list."""
+        """Drop finished requests from the running list, and from the waiting
+        queue those that finished there (a request preempted while its last
+        step ran, with :attr:`keeps_samples_of_preempted`)."""
         if self.in_flight:
             self.in_flight.difference_update(r.request_id for r in batch.requests)
         if finished:
             self._aborts_in_a_row = 0
             done = {id(request) for request in finished}
             self.running = [r for r in self.running if id(r) not in done]
+            if any(not r.num_computed_tokens for r in finished):
+                self.waiting = deque(r for r in self.waiting if id(r) not in done)
 
     def preempt(self, victim: Request, *, to_front: bool = True) -> bool:
         """Preempt ``victim`` by recompute: free its blocks, send it back.

@@ -22,7 +22,10 @@ One step, as ``Scheduler.schedule`` forms it:
 runs (``AsyncScheduler``): a request that samples in the running step holds an
 output placeholder and is scheduled again, except when its placeholders already
 reach its last token (vLLM skips such a request rather than compute a token it
-would drop). The replica supplies the timing (see :mod:`frontier.replica`).
+would drop). The replica supplies the timing (see :mod:`frontier.replica`). A
+request preempted while its step runs keeps the token that step samples
+(``update_from_output`` skips only finished requests), and finishes from the
+waiting queue if that was its last.
 
 ``reserve_full_isl`` adds the admission gate of newer vLLM
 (``scheduler_reserve_full_isl``, vLLM PR #37307, on by default from v0.19.0):
@@ -93,6 +96,7 @@ class VllmV1Scheduler(QueueScheduler):
     """
 
     uses_prefix_cache = True
+    keeps_samples_of_preempted = True
 
     def __init__(self, config: VllmV1Config, context: ReplicaContext) -> None:
         super().__init__(config, context)
