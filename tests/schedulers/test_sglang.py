@@ -105,6 +105,29 @@ def test_lpm_puts_last_a_request_sharing_an_uncached_prefix_with_an_earlier_one(
     assert stepper.run() == steps
 
 
+def test_a_request_finished_in_a_decode_step_holds_its_seat_until_the_next():
+    """SGLang's prefill counts ``len(running_batch.reqs)``, where requests that
+    finished in the last decode step stay until ``update_running_batch`` filters
+    them, before the next decode step."""
+    stepper = sglang(
+        [(0, 10, 2), (0, 10, 3), (0, 10, 10), (0, 10, 4), (0, 10, 4)],
+        max_running_requests=3,
+    )
+    steps = stepper.run()
+    # Step 1 prefills A, B, X (3 seats). Step 2 decodes: A's 2nd token ends it.
+    # Step 3: the full batch skips prefill; the decode filters A and ends B.
+    # Step 4: running_bs = X + finished B = 2: one seat, C alone. Step 5: no
+    # seat for D; the decode filters B. Step 6: D.
+    assert steps[:6] == [
+        [(0, 10), (1, 10), (2, 10)],
+        [(0, 1), (1, 1), (2, 1)],
+        [(1, 1), (2, 1)],
+        [(3, 10)],
+        [(2, 1), (3, 1)],
+        [(4, 10)],
+    ]
+
+
 def test_mixed_chunk_does_nothing_without_chunked_prefill():
     """SGLang mixes only when chunked prefill is on (``is_mixed_chunk``): with
     ``chunked_prefill_size = -1`` B's prefill runs alone, as without mixing."""

@@ -94,6 +94,10 @@ class SglangScheduler(QueueScheduler):
         self.prefilling: list[Request] = []
         self.batch_is_full = False
         self._reset_full_at_decode = False
+        self._finished_seats = 0
+        """Requests that finished in a decode step: SGLang keeps them in
+        ``running_batch`` (counted by the next prefill's ``running_bs``) until
+        ``update_running_batch`` filters them, before the next decode step."""
         self._entries: dict[int, _Entry] = {}
         self._flights: dict[int, _Flight] = {}
         self._lpm_matches: dict[int, list[RadixNode]] | None = None
@@ -254,7 +258,7 @@ class SglangScheduler(QueueScheduler):
     def _prefill_batch(self) -> Batch | None:
         if (self.batch_is_full or not self.waiting) and self.chunked is None:
             return None
-        running_bs = len(self.running)
+        running_bs = len(self.running) + self._finished_seats
         if running_bs >= self.max_running_requests:
             self.batch_is_full = True
             return None
@@ -267,6 +271,8 @@ class SglangScheduler(QueueScheduler):
         )
         mixed = mixing and running_bs > 0
         adder = PrefillAdder(self, running_bs if mixing else 0)
+        if mixed:
+            self._finished_seats = 0  # mixing filters the running batch
         new_chunked = None
         if self.chunked is not None:
             if self.chunked.request_id in self.in_flight:
@@ -352,6 +358,7 @@ class SglangScheduler(QueueScheduler):
         return decodes
 
     def _decode_batch(self) -> Batch | None:
+        self._finished_seats = 0  # update_running_batch filters them
         if self._reset_full_at_decode:
             self._reset_full_at_decode = False
             self.batch_is_full = False
@@ -478,6 +485,7 @@ class SglangScheduler(QueueScheduler):
         elif done:
             self.running = [r for r in self.running if id(r) not in done]
             self._reset_full_at_decode = True
+            self._finished_seats += len(done)
 
     # ------------------------------------------------------------------ checks
 
