@@ -370,6 +370,33 @@ def test_max_running_requests_default_follows_the_kv_size(
     assert default_max_running_requests(kv_tokens, max_model_len) == limit
 
 
+def test_a_finished_request_marks_its_cached_path_used_at_its_finish():
+    """SGLang's ``cache_finished_req`` inserts the finished request's tokens,
+    which sets the access time of every node on its path: LRU eviction follows
+    when requests finished, not when they were prefilled."""
+    a = chain_block_hashes(list(range(30)))
+    b = chain_block_hashes(list(range(100, 130)))
+    c = chain_block_hashes(list(range(200, 250)))
+    stepper = sglang(
+        [
+            (0, 30, 30, a),
+            (0.015, 30, 2, b),
+            (1.0, 50, 1, c),
+            (2.0, 30, 1, a),
+            (2.0, 30, 1, b),
+        ],
+        num_blocks=100,
+        prefix_caching=True,
+    )
+    stepper.run()
+    # A (prefilled at 0 ms) finishes its 30 tokens at about 310 ms; B (prefilled
+    # at 20 ms) finishes at 40 ms, so B's path is the least recently used. C's 50
+    # blocks exceed the 40 free: SGLang evicts 50, B's 30 nodes and then 20 of
+    # A's, from the leaf up. At 2 s A's copy hits A's 10 surviving blocks, B's
+    # copy nothing (touching at prefill time would give A 0 and B 10).
+    assert [r.num_cached_tokens for r in stepper.requests[3:]] == [10, 0]
+
+
 def test_evictable_cache_counts_as_free_and_a_short_allocation_evicts_its_size():
     """The total budget counts unlocked tree blocks as free; an allocation that
     finds too few free blocks evicts as many LRU leaf blocks as it asks for."""

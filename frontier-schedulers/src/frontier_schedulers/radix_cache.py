@@ -113,6 +113,12 @@ class RadixCache:
         self.num_evictable += 1
         return child, True
 
+    def touch(self, nodes: Sequence[RadixNode]) -> None:
+        """Mark each node of a path used now, root side first (SGLang's insert
+        of a finished request sets every node's access time on its way down)."""
+        for node in nodes:
+            node.last_access = self._tick()
+
     def lock(self, nodes: Sequence[RadixNode]) -> None:
         """Add one reference to each node (a request uses them)."""
         for node in nodes:

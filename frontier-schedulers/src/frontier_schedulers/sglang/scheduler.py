@@ -455,7 +455,10 @@ class SglangScheduler(QueueScheduler):
         for request in finished:
             if request.request_id in self._entries:
                 if self.tree is not None:
+                    # cache_finished_req inserts the request's tokens: the path
+                    # it held counts as used now, for the LRU eviction.
                     self._cache_prompt(request)
+                    self.tree.touch(self._entries[request.request_id].nodes)
                 self.release(request)
         if finished:
             self._aborts_in_a_row = 0
