@@ -123,13 +123,13 @@ def test_prompt_too_long_is_rejected_and_run_ends(run_scenario, tmp_path):
 
 
 def test_an_output_past_max_model_len_is_cut_when_asked(run_scenario, tmp_path):
-    """With ``engine.over_max_model_len = "truncate"`` (vLLM's LLM class, a client
-    without max_tokens) generation stops at max_model_len instead."""
+    """With clients that set no max_tokens (``engine.client_max_tokens = "none"``;
+    also vLLM's LLM class) generation stops at max_model_len instead."""
     _, result = run_scenario(
         [[0.0, 64, 5], [0.0, 60, 10], [0.0, 20, 2]],
         output_dir=tmp_path,
         model={"max_model_len": 64},
-        engine={"over_max_model_len": "truncate"},
+        engine={"client_max_tokens": "none"},
     )
     by_id = rows(result)
     assert by_id[0]["outcome"] == "rejected_too_long"

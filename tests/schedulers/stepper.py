@@ -74,6 +74,7 @@ class Stepper:
         prefix_caching: Use the core's prefix-caching block manager.
         manager: The block manager class, when another than the one
             ``prefix_caching`` picks.
+        client_max_tokens: ``engine.client_max_tokens`` of the replica.
         device: Device catalogue name (engine defaults depend on it).
         step_ms: Duration of every step.
         **options: The scheduler's config fields.
@@ -91,6 +92,7 @@ class Stepper:
         device: str = "a100-80gb",
         step_ms: float = 10.0,
         manager: type | None = None,
+        client_max_tokens: str = "output",
         **options,
     ) -> None:
         entry = default_plugins().registry.get("replica_scheduler", kind)
@@ -116,6 +118,7 @@ class Stepper:
             max_model_len=max_model_len,
             block_manager=self.blocks,
             reject=self.replica.reject,
+            client_max_tokens=client_max_tokens,
         )
         self.scheduler = entry.factory(self.config, context)
         self.replica.scheduler = self.scheduler

@@ -128,6 +128,26 @@ def test_a_request_finished_in_a_decode_step_holds_its_seat_until_the_next():
     ]
 
 
+@pytest.mark.parametrize(("client", "b_prefill_step"), [("output", 3), ("none", 6)])
+def test_without_max_tokens_sglang_reserves_up_to_the_context(client, b_prefill_step):
+    """A request without ``max_tokens`` gets ``max_new_tokens = max_req_len -
+    prompt - 1`` in SGLang, and the budgets reserve that, not its real output."""
+    stepper = sglang(
+        [(0, 10, 5), (0.015, 10, 5)],
+        num_blocks=200,
+        max_model_len=1000,
+        client_max_tokens=client,
+    )
+    steps = stepper.run()
+    # max_req_len = min(999, 199) = 199. At 20 ms A holds 11 blocks (189 free)
+    # with 2 of its outputs. "output": A reserves (5 - 2) x 0.7 = 2.1, so the
+    # total budget is 186.9 and B (10 + 5 = 15) joins in step 3. "none": A
+    # reserves (188 - 2) x 0.7 = 130.2, leaving 58.8 < B's 10 + 188 = 198; B
+    # waits for A's 5th token (step 5) and prefills in step 6.
+    assert steps[b_prefill_step - 1] == [(1, 10)]
+    assert [r.num_generated for r in stepper.requests] == [5, 5]
+
+
 def test_mixed_chunk_does_nothing_without_chunked_prefill():
     """SGLang mixes only when chunked prefill is on (``is_mixed_chunk``): with
     ``chunked_prefill_size = -1`` B's prefill runs alone, as without mixing."""

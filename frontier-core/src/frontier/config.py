@@ -329,20 +329,22 @@ class EngineConfig:
             host's work between them. 0 by default, as no figure is known for a
             host in general; ``benchmarks/validation_steps.py`` measures it from
             a real run's timestamps (docs/validation.md).
-        over_max_model_len: A request whose prompt plus output runs past
-            ``model.max_model_len``: ``"reject"`` (``rejected_too_long``), as
-            vLLM's and SGLang's API servers refuse a request whose ``max_tokens``
-            does not fit (a benchmark client sends the output length as
-            ``max_tokens``), or ``"truncate"``: generate up to the limit
-            (``truncated``), as vLLM's offline ``LLM`` class, a client that sets
-            no ``max_tokens`` or SGLang's ``--allow-auto-truncate`` do.
+        client_max_tokens: What clients ask for as ``max_tokens``: ``"output"``,
+            each request's output length (benchmark clients such as ``vllm
+            bench serve`` and SGLang's ``bench_serving``), so vLLM's and
+            SGLang's API servers refuse a request whose prompt plus output runs
+            past ``model.max_model_len`` (``rejected_too_long``) and SGLang's
+            budgets know every output; ``"none"``: no limit (chat clients), so
+            such a request generates up to ``max_model_len`` (``truncated``, as
+            also vLLM's offline ``LLM`` class does) and SGLang reserves
+            ``max_req_len - prompt - 1`` tokens for each request.
     """
 
     cuda_graph_max_tokens: int | None = attrs.field(
         default=None, validator=non_negative
     )
     eager_step_overhead_ms: float = attrs.field(default=0.0, validator=non_negative)
-    over_max_model_len: Literal["reject", "truncate"] = "reject"
+    client_max_tokens: Literal["output", "none"] = "output"
 
 
 @attrs.frozen(kw_only=True)

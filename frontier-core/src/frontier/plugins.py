@@ -87,8 +87,8 @@ class ReplicaContext:
         reject: Call ``reject(request, outcome)`` to drop a request that can
             never run; the core counts it and writes its row.
         seed: Seed for any random choice of the scheduler.
-        over_max_model_len: ``engine.over_max_model_len`` (``"reject"`` or
-            ``"truncate"``), for schedulers with length rules of their own.
+        client_max_tokens: ``engine.client_max_tokens`` (``"output"`` or
+            ``"none"``), for schedulers whose rules read ``max_tokens``.
     """
 
     replica_id: int
@@ -98,7 +98,7 @@ class ReplicaContext:
     block_manager: KVBlockManager
     reject: Callable[[Request, Outcome], None]
     seed: int = 0
-    over_max_model_len: str = "reject"
+    client_max_tokens: str = "output"
 
 
 @attrs.frozen(kw_only=True)

@@ -132,7 +132,7 @@ class Simulation:
         self.max_model_len = (
             config.model.max_model_len or self.model.max_position_embeddings
         )
-        self.reject_over_length = config.engine.over_max_model_len == "reject"
+        self.reject_over_length = config.engine.client_max_tokens == "output"
         if self.max_model_len > self.model.max_position_embeddings:
             # vLLM refuses this too (unless VLLM_ALLOW_LONG_MAX_MODEL_LEN is set).
             raise ConfigError(
@@ -292,7 +292,7 @@ class Simulation:
                 block_manager=blocks,
                 reject=replica.reject,
                 seed=self.config.seed + replica_id,
-                over_max_model_len=self.config.engine.over_max_model_len,
+                client_max_tokens=self.config.engine.client_max_tokens,
             )
             replica.scheduler = self._scheduler_factory(
                 self.config.replica_scheduler, context
@@ -531,9 +531,9 @@ class Simulation:
         (``prompt >= max_model_len``). A prompt plus output past
         ``max_model_len`` is refused by vLLM's API server when the client asks
         for that output as ``max_tokens`` (``serving.py``: ``prompt + max_tokens
-        > max_model_len``); otherwise generation stops when the sequence reaches
-        ``max_model_len`` (``FINISHED_LENGTH_CAPPED``). ``engine.over_max_model_len``
-        picks which.
+        > max_model_len``); a request without ``max_tokens``
+        (``engine.client_max_tokens = "none"``) stops when the sequence reaches
+        ``max_model_len`` (``FINISHED_LENGTH_CAPPED``).
         """
         prompt = request.num_prompt_tokens
         if prompt >= max_model_len:

@@ -44,7 +44,7 @@ class PrefillAdder:
         self.cur_offset = mixed_decodes
         ratio = scheduler.new_token_ratio
         for request in scheduler.running:
-            left = request.max_output_tokens - request.num_generated
+            left = scheduler.max_new_tokens(request) - request.num_generated
             self.total_offset += min(left, scheduler.clip) * ratio
         self.decode_blocks = 0
         if mixed_decodes:

@@ -75,7 +75,8 @@ class SglangScheduler(QueueScheduler):
         self.max_running_requests = config.max_running_requests or (
             default_max_running_requests(self.kv_tokens, context.max_model_len)
         )
-        self.reject_over_length = context.over_max_model_len == "reject"
+        # Clients that send the output length as max_tokens (else none).
+        self.client_sets_max_tokens = context.client_max_tokens == "output"
         self.max_req_len = min(context.max_model_len - 1, self.kv_tokens - 1)
         self.max_req_input_len = self.max_req_len - 5
         self.tree = RadixCache() if context.cache.enable_prefix_caching else None
@@ -124,15 +125,15 @@ class SglangScheduler(QueueScheduler):
         """Queue ``request`` after SGLang's length rules.
 
         The tokenizer manager refuses ``prompt + max_new_tokens >=
-        max_model_len`` (``_validate_one_request``; with
-        ``engine.over_max_model_len = "truncate"``, as ``--allow-auto-truncate``,
-        the core has cut the output instead). A prompt longer than
-        ``max_req_input_len = min(max_model_len - 1, KV tokens - 1) - 5`` is
-        refused; the output is clipped to ``max_req_len - prompt - 1`` tokens.
+        max_model_len`` (``_validate_one_request``; a client that sets no
+        ``max_tokens``, ``engine.client_max_tokens = "none"``, is not checked).
+        A prompt longer than ``max_req_input_len = min(max_model_len - 1, KV
+        tokens - 1) - 5`` is refused; the output is clipped to ``max_req_len -
+        prompt - 1`` tokens.
         """
         prompt = request.num_prompt_tokens
         if prompt > self.max_req_input_len or (
-            self.reject_over_length
+            self.client_sets_max_tokens
             and prompt + request.num_output_tokens >= self.context.max_model_len
         ):
             self.reject(request, Outcome.REJECTED_TOO_LONG)
@@ -174,6 +175,15 @@ class SglangScheduler(QueueScheduler):
         if self.tree is not None:
             self.tree.unlock(nodes)
 
+    def max_new_tokens(self, request: Request) -> int:
+        """SGLang's ``max_new_tokens`` of ``request``: its output length when
+        clients send it as ``max_tokens``, else ``max_req_len - prompt - 1``,
+        the value SGLang gives a request without one (the request still stops
+        after its own output, at its end-of-sequence token)."""
+        if self.client_sets_max_tokens:
+            return request.max_output_tokens
+        return self.max_req_len - request.num_prompt_tokens - 1
+
     def future_tokens(self, request: Request) -> int:
         """Outputs a request may still generate, clipped, as the budgets count them.
 
@@ -181,7 +191,7 @@ class SglangScheduler(QueueScheduler):
         (``max_new_tokens - len(output_ids)``); v0.4.6 counted all of
         ``max_new_tokens``, which can keep a retracted request out forever.
         """
-        left = request.max_output_tokens - request.num_generated
+        left = self.max_new_tokens(request) - request.num_generated
         return min(max(left, 0), self.clip)
 
     def _evictable(self) -> int:
@@ -439,7 +449,7 @@ class SglangScheduler(QueueScheduler):
             if residual > 0 and self.tree is not None:
                 blocks.return_blocks(self.tree.evict(residual))
         decoded = sum(r.num_generated for r in self.running)
-        budget = sum(r.max_output_tokens for r in self.running)
+        budget = sum(self.max_new_tokens(r) for r in self.running)
         self.new_token_ratio = min(1.0, (decoded + steps * len(self.running)) / budget)
 
     # ------------------------------------------------------------------ batch end
