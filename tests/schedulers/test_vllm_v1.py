@@ -124,6 +124,30 @@ def test_a_preempted_request_hits_its_generated_blocks_too(manager):
     assert stepper.requests[1].num_preemptions == 1
 
 
+@pytest.mark.parametrize(
+    ("stop", "first"), [(False, [(0, 60), (2, 3)]), (True, [(0, 60)])]
+)
+def test_without_chunking_a_prompt_over_the_budget_left_is_skipped_or_stops(
+    stop, first
+):
+    """vLLM 0.8 to 0.11 skip a whole prompt longer than the budget left and admit
+    later ones; from 0.12 (PR #28911) admission stops there."""
+    stepper = Stepper(
+        "vllm_v1",
+        [(0, 60, 3), (0, 10, 2), (0, 3, 2)],
+        num_blocks=64,
+        max_model_len=64,
+        max_num_batched_tokens=64,
+        enable_chunked_prefill=False,
+        stop_at_unfit_prompt=stop,
+    )
+    steps = stepper.run()
+    # Budget 64: A takes 60; B's 10 > 4 left; C's 3 fits when B is skipped.
+    assert steps[0] == first
+    # B keeps its place at the head: it runs in step 2 beside the decodes.
+    assert (1, 10) in steps[1]
+
+
 def test_a_request_with_nobody_after_it_preempts_itself():
     """The victim is the newest running request, which may be the one growing."""
     stepper = Stepper(

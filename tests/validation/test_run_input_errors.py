@@ -112,6 +112,19 @@ def test_the_full_isl_gate_follows_the_vllm_version(tmp_path, version, expected)
     assert _reserve_full_isl(run.engine, run) is (not expected)
 
 
+@pytest.mark.parametrize(("version", "expected"), [("0.11.0", False), ("0.12.0", True)])
+def test_without_chunking_the_admission_stop_follows_the_vllm_version(
+    tmp_path, version, expected
+):
+    """Without chunked prefill vLLM skips a prompt over the budget left up to
+    0.11 and stops there from 0.12 (PR #28911)."""
+    from frontier.validation.mapping import _stops_at_unfit_prompt
+
+    folder = make_run(tmp_path / "run", [request(0)], enable_chunked_prefill=False)
+    _with_meta(folder, vllm_version=version)
+    assert _stops_at_unfit_prompt(load_run(folder)) is expected
+
+
 def test_a_file_is_not_a_run_folder(tmp_path):
     """Giving a file where the run's folder belongs says so."""
     path = tmp_path / "run.toml"

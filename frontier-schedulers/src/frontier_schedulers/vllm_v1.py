@@ -14,7 +14,10 @@ One step, as ``Scheduler.schedule`` forms it:
 3. Only if nothing was preempted this step, waiting requests are admitted FCFS
    while the budget lasts and fewer than ``max_num_seqs`` run. An admission first
    looks up the prefix cache (never covering the last token); it is chunked to the
-   budget when chunked prefill is on and must fit whole otherwise. Admission stops
+   budget when chunked prefill is on and must fit whole otherwise: a prompt longer
+   than the budget left is skipped, later requests may still be admitted, and it
+   keeps its place at the head of the queue (``stop_at_unfit_prompt`` stops
+   admission there instead, as vLLM does from v0.12, PR #28911). Admission stops
    at the first request whose blocks cannot be allocated.
 
 ``async_scheduling`` (on by default in vLLM from late 2025, v0.12 on; off in the
@@ -67,6 +70,9 @@ class VllmV1Config(GuardedConfig):
             the free blocks (newer vLLM's ``scheduler_reserve_full_isl``).
         async_scheduling: Form each step while the previous one runs (vLLM's
             ``async_scheduling``).
+        stop_at_unfit_prompt: Without chunked prefill, stop admitting at the
+            first prompt longer than the budget left (vLLM v0.12 on) instead of
+            skipping it (v0.8 to v0.11).
     """
 
     type: str = "vllm_v1"
@@ -76,6 +82,7 @@ class VllmV1Config(GuardedConfig):
     long_prefill_token_threshold: int = attrs.field(default=0, validator=non_negative)
     reserve_full_isl: bool = False
     async_scheduling: bool = False
+    stop_at_unfit_prompt: bool = False
 
 
 def engine_default_limits(device_name: str, memory_gib: float) -> tuple[int, int]:
@@ -115,6 +122,7 @@ class VllmV1Scheduler(QueueScheduler):
         self.schedules_ahead = config.async_scheduling
         self.long_prefill_threshold = config.long_prefill_token_threshold
         self.reserve_full_isl = config.reserve_full_isl
+        self.stop_at_unfit_prompt = config.stop_at_unfit_prompt
 
     @classmethod
     def planning_limits(
@@ -218,6 +226,7 @@ class VllmV1Scheduler(QueueScheduler):
         blocks = self.block_manager
         threshold = self.long_prefill_threshold
         waiting = self.waiting
+        skipped = []  # prompts too long for the budget left, put back after
         while waiting and budget > 0 and len(self.running) < self.max_num_seqs:
             request = waiting[0]
             cached = blocks.find_cached_prefix(request)
@@ -226,7 +235,10 @@ class VllmV1Scheduler(QueueScheduler):
             if 0 < threshold < want:
                 want = threshold
             if not self.chunked_prefill and want > budget:
-                break
+                if self.stop_at_unfit_prompt:
+                    break
+                skipped.append(waiting.popleft())
+                continue
             want = min(want, budget)
 
             request.num_computed_tokens = num_cached
@@ -244,6 +256,8 @@ class VllmV1Scheduler(QueueScheduler):
             self.running.append(request)
             batch.add(request, want)
             budget -= want
+        if skipped:
+            waiting.extendleft(reversed(skipped))
 
     def describe(self) -> dict[str, Any]:
         """Effective limits after engine defaults, and the other knobs."""

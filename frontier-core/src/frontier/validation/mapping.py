@@ -212,6 +212,8 @@ def build_config_data(run: RealRun, inputs: RunInputs) -> dict[str, Any]:
         "async_scheduling": _async_scheduling(engine, run, pp),
         "reserve_full_isl": _reserve_full_isl(engine, run),
     }
+    if not replica_scheduler["enable_chunked_prefill"]:
+        replica_scheduler["stop_at_unfit_prompt"] = _stops_at_unfit_prompt(run)
     seed = _seed(engine, run)
     # Every engine setting is checked above; the inputs' paths follow.
     dtype = str(engine.get("dtype") or "auto")
@@ -321,6 +323,23 @@ def _reserve_full_isl(engine: dict[str, Any], run: RealRun) -> bool:
             "of them"
         )
     return version >= (0, 19)
+
+
+def _stops_at_unfit_prompt(run: RealRun) -> bool:
+    """Without chunked prefill, whether the run's vLLM stops admitting at a prompt
+    longer than the budget left (v0.12 on, PR #28911) or skips it (0.8 to 0.11).
+
+    Raises:
+        InputError: The version is not recorded.
+    """
+    version = _vllm_version(run)
+    if version is None:
+        raise InputError(
+            f"{run.folder / 'meta.json'}: vllm_version is not recorded; without "
+            "chunked prefill vLLM's admission rule changed in 0.12, so the replay "
+            "needs it"
+        )
+    return version >= (0, 12)
 
 
 def _seed(engine: dict[str, Any], run: RealRun) -> int:
