@@ -208,6 +208,34 @@ def test_asynchronous_scheduling_admits_an_arrival_one_step_later(
     assert float(by_id[1]["scheduled_at_ms"]) == pytest.approx(20.0)
 
 
+@pytest.mark.parametrize(
+    ("disable_overlap", "b_ttft", "b_e2e"), [(True, 15.0, 35.0), (False, 25.0, 45.0)]
+)
+def test_sglang_overlap_schedule_forms_each_batch_while_the_last_runs(
+    run_scenario, tmp_path, disable_overlap, b_ttft, b_e2e
+):
+    """SGLang's overlap loop (its default) forms batch N + 1 while batch N runs:
+    an arrival joins a batch later, as with vLLM's async scheduling."""
+    _, result = run_scenario(
+        [[0.0, 100, 3], [0.005, 100, 3]],
+        output_dir=tmp_path,
+        replica_scheduler={
+            "type": "sglang",
+            "disable_overlap_schedule": disable_overlap,
+        },
+    )
+    # 10 ms steps. Plain loop: A's prefill (0-10), B's prefill first (10-20, B
+    # arrived at 5 ms), then both decode at 20-30 and 30-40: B's TTFT 15, E2E 35.
+    # Overlap: at 0 A's prefill starts and A's decode (10-20) is formed at once,
+    # so B, queued at 10, prefills at 20-30 (TTFT 25); A and B decode at 30-40
+    # (A's 3rd and last token), B alone at 40-50 (E2E 45). A ends at 40 ms in
+    # both loops.
+    by_id = rows(result)
+    assert float(by_id[0]["e2e_ms"]) == pytest.approx(40.0)
+    assert float(by_id[1]["ttft_ms"]) == pytest.approx(b_ttft)
+    assert float(by_id[1]["e2e_ms"]) == pytest.approx(b_e2e)
+
+
 def test_a_request_preempted_while_its_step_runs_keeps_that_steps_token(
     run_scenario, tmp_path
 ):

@@ -2,7 +2,14 @@
 and ``mem_cache/radix_cache.py``, rules of v0.4.6.
 
 Each step is ``get_next_batch_to_run``: a prefill batch whenever one can be
-formed, a decode batch of every running request otherwise.
+formed, a decode batch of every running request otherwise. By default, as in
+SGLang since v0.4 (``event_loop_overlap``), step N + 1 is formed while step N runs:
+the requests that step N prefills join the running batch then, with their coming
+tokens as placeholders, arrivals during step N wait for step N + 2, and results
+(finished requests, freed memory) count from step N + 2 on
+(``disable_overlap_schedule`` runs the plain loop; pipeline stages turn it off,
+as SGLang does). SGLang decodes a request whose last token is still in flight
+once more and drops that token; here it is skipped.
 
 Prefill (``PrefillAdder``). Budgets, in tokens:
 

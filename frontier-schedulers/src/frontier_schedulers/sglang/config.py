@@ -43,6 +43,9 @@ class SglangConfig(GuardedConfig):
         retract_decode_steps: Free tokens per running request after a retraction.
         clip_max_new_tokens: Cap on one request's future tokens in the budgets
             (``SGLANG_CLIP_MAX_NEW_TOKENS_ESTIMATION``).
+        disable_overlap_schedule: Run SGLang's plain event loop instead of the
+            overlap scheduler (on by default since v0.4; off anyway with
+            pipeline stages, as SGLang turns it off there).
     """
 
     type: str = "sglang"
@@ -57,6 +60,7 @@ class SglangConfig(GuardedConfig):
     new_token_ratio_decay_steps: int = attrs.field(default=600, validator=positive)
     retract_decode_steps: int = attrs.field(default=20, validator=positive)
     clip_max_new_tokens: int = attrs.field(default=4096, validator=positive)
+    disable_overlap_schedule: bool = False
 
 
 def default_chunked_prefill_size(memory_gib: float) -> int:

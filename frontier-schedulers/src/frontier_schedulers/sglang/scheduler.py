@@ -91,6 +91,15 @@ class SglangScheduler(QueueScheduler):
         ) / config.new_token_ratio_decay_steps
         self.new_token_ratio = init
 
+        # The overlap scheduler (event_loop_overlap) forms batch N + 1 while
+        # batch N runs; SGLang turns it off with pipeline stages.
+        self.schedules_ahead = (
+            not config.disable_overlap_schedule
+            and context.execution.parallel.pipeline_parallel_size == 1
+        )
+        self._unmerged: _Flight | None = None
+        """The prefill batch in flight whose requests have not joined the running
+        batch yet (the overlap loop merges them when it forms the next batch)."""
         self.chunked: Request | None = None
         self.prefilling: list[Request] = []
         self.batch_is_full = False
@@ -244,6 +253,11 @@ class SglangScheduler(QueueScheduler):
 
     def schedule(self, now: float) -> Batch | None:
         """A prefill batch if one can be formed, else a decode batch."""
+        if self._unmerged is not None:
+            # The overlap loop's get_next_batch_to_run: the prefill batch still
+            # running joins the running batch now; its requests decode next
+            # with their coming tokens as placeholders.
+            self._merge(self._unmerged)
         for _ in range(2):
             batch = self._prefill_batch() or self._decode_batch()
             if batch is not None:
@@ -285,7 +299,7 @@ class SglangScheduler(QueueScheduler):
             self._finished_seats = 0  # mixing filters the running batch
         new_chunked = None
         if self.chunked is not None:
-            if self.chunked.request_id in self.in_flight:
+            if not self.schedules_ahead and self.chunked.request_id in self.in_flight:
                 # XXX: its previous chunk is still in a pipeline stage; SGLang
                 # v0.4.6 has no pipeline parallelism to say what to do.
                 new_chunked = self.chunked
@@ -330,9 +344,10 @@ class SglangScheduler(QueueScheduler):
                 self.prefilling.append(request)
         if mixed:
             self._add_decodes(batch)
-        self._flights[id(batch)] = _Flight(
-            [(r, r.num_preemptions) for r in extends], mixed
-        )
+        flight = _Flight([(r, r.num_preemptions) for r in extends], mixed)
+        self._flights[id(batch)] = flight
+        if self.schedules_ahead:
+            self._unmerged = flight
         return self.launch(batch)
 
     def _admit(self, request: Request, nodes: list[RadixNode]) -> None:
@@ -350,9 +365,17 @@ class SglangScheduler(QueueScheduler):
     def _add_decodes(self, batch: Batch) -> list[Request]:
         """Give every running request one decode token (blocks already checked)."""
         decodes = []
+        ahead = self.schedules_ahead
         for request in self.running:
             want = request.num_tokens - request.num_computed_tokens
-            if want <= 0 or request.request_id in self.in_flight:
+            if want <= 0 or (not ahead and request.request_id in self.in_flight):
+                continue
+            if ahead and (
+                request.num_tokens - request.num_prompt_tokens
+                >= request.max_output_tokens
+            ):
+                # Its running step brings its last token. XXX: SGLang's overlap
+                # loop still decodes it once more and drops that token.
                 continue
             needed = self._blocks_to_add(request, want)
             if not self._take(needed):
@@ -475,30 +498,44 @@ class SglangScheduler(QueueScheduler):
 
         if flight.extends:
             shrank = bool(done) or any(r is self.chunked for r, _ in flight.extends)
-            merged = []
-            for request, epoch in flight.extends:
-                if request.num_preemptions != epoch:
-                    continue  # retracted since: this step's result is void
-                if request in self.prefilling:
-                    self.prefilling.remove(request)
-                if request.request_id not in self._entries:
-                    continue  # finished
-                if self.tree is not None:
-                    self._cache_prompt(request)
-                if request is not self.chunked:
-                    merged.append(request)
-            kept = [r for r in self.running if id(r) not in done]
-            if flight.mixed:
-                # The mixed batch becomes the running batch: new requests first.
-                self.running = merged + kept
-            else:
-                self.running = kept + merged
+            if self.tree is not None:
+                for request, epoch in flight.extends:
+                    # a request retracted since: this step's result is void
+                    if (
+                        request.num_preemptions == epoch
+                        and request.request_id in self._entries
+                    ):
+                        self._cache_prompt(request)
+            if not self.schedules_ahead or self._unmerged is flight:
+                self._merge(flight)  # not merged when a batch formed as it ran
+            self.running = [r for r in self.running if id(r) not in done]
             if shrank:
                 self.batch_is_full = False
         elif done:
             self.running = [r for r in self.running if id(r) not in done]
             self._reset_full_at_decode = True
             self._finished_seats += len(done)
+
+    def _merge(self, flight: _Flight) -> None:
+        """The requests of prefill batch ``flight`` that finished their prompt
+        join the running batch (a mixed batch's new requests first, as the mixed
+        batch becomes SGLang's running batch)."""
+        if self._unmerged is flight:
+            self._unmerged = None
+        merged = []
+        for request, epoch in flight.extends:
+            if request.num_preemptions != epoch:
+                continue  # retracted since: this step's result is void
+            if request in self.prefilling:
+                self.prefilling.remove(request)
+            if request.request_id not in self._entries:
+                continue  # finished
+            if request is not self.chunked:
+                merged.append(request)
+        if flight.mixed:
+            self.running = merged + self.running
+        else:
+            self.running = self.running + merged
 
     # ------------------------------------------------------------------ checks
 
