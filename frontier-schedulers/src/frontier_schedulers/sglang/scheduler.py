@@ -577,4 +577,6 @@ class SglangScheduler(QueueScheduler):
             "init_new_token_ratio": self.init_new_token_ratio,
             "min_new_token_ratio": self.min_new_token_ratio,
             "new_token_ratio_decay": self.new_token_ratio_decay,
+            # off with pipeline stages whatever the knob says, as in SGLang
+            "disable_overlap_schedule": not self.schedules_ahead,
         }
