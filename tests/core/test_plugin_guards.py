@@ -3,16 +3,18 @@ error naming it, instead of looping for ever or miscounting tokens."""
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
+import attrs
 import pytest
-from conftest import _TestPlugins, tiny_config
+from conftest import StepTimeConfig, StepTimePredictor, _TestPlugins, tiny_config
 from frontier.batch import Batch
 from frontier.config import ReplicaSchedulerConfig
 from frontier.config_build import build_config
 from frontier.errors import SimulationError
 from frontier.hookspecs import hookimpl
-from frontier.plugins import ReplicaScheduler
+from frontier.plugins import OperatorTimes, ReplicaScheduler
 from frontier.registry import load_plugins
 from frontier.simulation import Simulation
 
@@ -87,10 +89,42 @@ class _StaleRunning(_Fcfs):
         pass
 
 
+class _NotABatch(_Fcfs):
+    def answer(self, batch):
+        return "not a batch"
+
+
+_BAD_TIMES = {
+    "nan": OperatorTimes(math.nan, 0.0, 0.0, 0.01, 0.0),
+    "negative": OperatorTimes(-1.0, 0.0, 0.0, 0.01, 0.0),
+    "infinite": OperatorTimes(0.0, math.inf, 0.0, 0.01, 0.0),
+    "none": None,
+    "text": ("fast", "slow", "x", "y", "z"),
+}
+
+
+@attrs.frozen(kw_only=True)
+class _BadTimesConfig(StepTimeConfig):
+    type: str = "bad_times"
+    bad: str = "none"  # a key of _BAD_TIMES: what predict() returns
+
+
+class _BadTimes(StepTimePredictor):
+    """Returns one of ``_BAD_TIMES`` instead of operator times."""
+
+    def predict(self, batch):
+        return _BAD_TIMES[self.config.bad]
+
+
 class _Plugins:
+    @hookimpl
+    def frontier_register_predictors(self, registry):
+        registry.register("bad_times", _BadTimes, _BadTimesConfig)
+
     @hookimpl
     def frontier_register_replica_schedulers(self, registry):
         for name, cls in (
+            ("not_a_batch", _NotABatch),
             ("fcfs_ok", _Fcfs),
             ("empty_batches", _EmptyBatches),
             ("zero_tokens", _ZeroTokens),
@@ -100,11 +134,27 @@ class _Plugins:
             registry.register(name, cls, ReplicaSchedulerConfig)
 
 
-def _run(kind: str):
+def _run(kind: str, **sections):
     host = load_plugins(extra=[("tests", _TestPlugins()), ("broken", _Plugins())])
-    data = tiny_config([(0.0, 8, 2), (0.0, 8, 2)], replica_scheduler={"type": kind})
+    data = tiny_config(
+        [(0.0, 8, 2), (0.0, 8, 2)], replica_scheduler={"type": kind}, **sections
+    )
     config = build_config(data, host.registry.config_classes())
     return Simulation(config, host).run(None)
+
+
+def test_a_scheduler_returning_something_else_than_a_batch_is_named():
+    """A string from schedule() failed deep in the core as Frontier's bug."""
+    with pytest.raises(SimulationError, match=r"_NotABatch\) returned 'not a batch'"):
+        _run("not_a_batch")
+
+
+@pytest.mark.parametrize("times", sorted(_BAD_TIMES))
+def test_a_predictor_returning_unusable_times_is_named(times):
+    """NaN, negative or infinite times ended in 'event at t=nan' blamed on the
+    core; None or text in a TypeError inside the execution model."""
+    with pytest.raises(SimulationError, match=r"predictor .*_BadTimes returned"):
+        _run("fcfs_ok", predictor={"type": "bad_times", "bad": times})
 
 
 def test_the_well_formed_scheduler_completes():

@@ -37,11 +37,13 @@ by their layers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from frontier.batch import Batch
+from frontier.errors import SimulationError
 from frontier.memory import layers_per_stage
-from frontier.plugins import CCBackend, ExecutionContext, Predictor
+from frontier.plugins import CCBackend, ExecutionContext, OperatorTimes, Predictor
 
 __all__ = ["ExecutionModel"]
 
@@ -140,6 +142,14 @@ class ExecutionModel:
             batch.ep_group_tokens = sum(group_tokens)
             expert_s = self.expert_collectives_s(group_tokens)
         times = self.predictor.predict(batch)
+        try:  # NaN fails both tests; None or text raise TypeError
+            valid = isinstance(times, OperatorTimes) and (
+                min(times) >= 0.0 and sum(times) < math.inf
+            )
+        except TypeError:
+            valid = False
+        if not valid:
+            raise self._bad_prediction(times, batch)
         size = batch.num_tokens * self._activation_bytes_per_token
         eager = (
             self.eager_step_overhead_s
@@ -168,6 +178,15 @@ class ExecutionModel:
                 seconds += self.cc_backend.send_recv_s(size, stage)
             result.append(seconds)
         return result
+
+    def _bad_prediction(self, times: object, batch: Batch) -> SimulationError:
+        predictor = type(self.predictor)
+        return SimulationError(
+            f"the predictor {predictor.__module__}.{predictor.__qualname__} returned "
+            f"{times!r:.200} for a step of {len(batch.requests)} request(s) and "
+            f"{batch.num_tokens} token(s); a predictor returns OperatorTimes of "
+            "finite seconds, 0 or more"
+        )
 
     def dummy_stage_times(
         self, num_tokens: int, group_tokens: Sequence[int] | None = None

@@ -242,7 +242,10 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
         except Exception as error:
             raise PluginError(
                 f"plugin {point.name!r} of {dist_name} failed to load ({point.value}): "
-                f"{type(error).__name__}: {error}"
+                f"{type(error).__name__}: {error}{_raised_at(error)} (set "
+                "FRONTIER_TRACEBACK=1 for Python's traceback; uninstall the "
+                "distribution, or leave it out with FRONTIER_PLUGINS, to run "
+                "without it)"
             ) from error
         label = f"{dist_name}:{point.name}"
         if manager.is_registered(plugin):
@@ -265,8 +268,10 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
             except Exception as error:
                 raise PluginError(
                     f"{dist_name}: its {hook_name} hook failed: "
-                    f"{type(error).__name__}: {error} (uninstall the distribution, or "
-                    "leave it out with FRONTIER_PLUGINS, to run without it)"
+                    f"{type(error).__name__}: {error}{_raised_at(error)} (set "
+                    "FRONTIER_TRACEBACK=1 for Python's traceback; uninstall the "
+                    "distribution, or leave it out with FRONTIER_PLUGINS, to run "
+                    "without it)"
                 ) from error
     packages: dict[str, tuple[str, str]] = {}
     for label, plugin in manager.list_name_plugin():
@@ -281,6 +286,16 @@ def load_plugins(extra: Sequence[tuple[str, object]] = ()) -> PluginHost:
             )
     packages.pop(hookspecs.PROJECT_NAME, None)  # the core's own package
     return PluginHost(manager, registry, packages)
+
+
+def _raised_at(error: BaseException) -> str:
+    """`` at <file>, line <n>`` of the frame that raised ``error``."""
+    tb = error.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f" at {tb.tb_frame.f_code.co_filename}, line {tb.tb_lineno}"
 
 
 @cache

@@ -139,7 +139,16 @@ class Replica:
                 request.queued_at = now
             unqueued.clear()
         batch = self.scheduler.schedule(now)
-        if batch is not None and not batch.requests:
+        if batch is None:
+            return None
+        if not isinstance(batch, Batch):
+            scheduler = type(self.scheduler)
+            raise SimulationError(
+                f"replica {self.replica_id}'s scheduler ({scheduler.__module__}."
+                f"{scheduler.__qualname__}) returned {batch!r:.80} from schedule() at "
+                f"t={now:.6f} s; a scheduler returns a frontier.batch.Batch or None"
+            )
+        if not batch.requests:
             return None  # an empty batch is no batch: the stall check sees it
         return batch
 

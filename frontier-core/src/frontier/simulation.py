@@ -361,16 +361,30 @@ class Simulation:
 
         started = time.perf_counter()
         try:
-            self._loop(metrics, progress)
-        finally:
-            metrics.close()
-        wall = time.perf_counter() - started
-
-        summary = self._summary(metrics)
-        hook.frontier_run_finished(simulation=self, summary=summary)
+            try:
+                self._loop(metrics, progress)
+            finally:
+                metrics.close()
+            wall = time.perf_counter() - started
+            summary = self._summary(metrics)
+        except Exception as error:
+            if output_dir is not None:
+                error.add_note(
+                    f"{output_dir} holds config.toml and request_metrics.csv (the "
+                    "requests finished before the failure); system_metrics.json "
+                    "was not written"
+                )
+            raise
+        text = None
         if output_dir is not None:
+            # Written before the observers run, so that a failing one loses nothing.
             text = json.dumps(summary, indent=2, sort_keys=False, allow_nan=False)
             (output_dir / "system_metrics.json").write_text(text + "\n", "utf-8")
+        hook.frontier_run_finished(simulation=self, summary=summary)
+        if text is not None:
+            after = json.dumps(summary, indent=2, sort_keys=False, allow_nan=False)
+            if after != text:  # an observer added to the summary
+                (output_dir / "system_metrics.json").write_text(after + "\n", "utf-8")
         return RunResult(summary=summary, output_dir=output_dir, wall_time_s=wall)
 
     def _loop(

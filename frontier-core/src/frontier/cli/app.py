@@ -195,13 +195,23 @@ def run(
         if (out / "system_metrics.json").exists():
             stderr.print(f"note: replacing the earlier run in {out}", highlight=False)
     show = config.metrics.progress and not quiet
-    with progress_bar(simulation.generator.num_requests, enabled=show) as advance:
-        if profile_sim:
-            from frontier.cli.profiling import profiled
+    try:
+        with progress_bar(simulation.generator.num_requests, enabled=show) as advance:
+            if profile_sim:
+                from frontier.cli.profiling import profiled
 
-            result = profiled(lambda: simulation.run(out, progress=advance), stderr)
-        else:
-            result = simulation.run(out, progress=advance)
+                result = profiled(lambda: simulation.run(out, progress=advance), stderr)
+            else:
+                result = simulation.run(out, progress=advance)
+    except KeyboardInterrupt:
+        where = (
+            f"; {out / 'request_metrics.csv'} holds the requests finished so far "
+            "and system_metrics.json was not written"
+            if out is not None
+            else ""
+        )
+        stderr.print(f"interrupted{where}", highlight=False)
+        raise typer.Exit(130) from None
     if json_:
         sys.stdout.write(json.dumps(result.summary, indent=2) + "\n")
     else:
@@ -361,7 +371,21 @@ def devices_list() -> None:
 def _add_plugin_commands() -> None:
     # When loading fails, `main` reports it as soon as a command needs the plugins.
     with contextlib.suppress(FrontierError):
-        _plugins().hook.frontier_add_commands(app=app)
+        host = _plugins()
+        try:
+            host.hook.frontier_add_commands(app=app)
+        except Exception as error:
+            # Every other command still works; the failing plugin's are missing.
+            from frontier.cli.crash import find_owner
+
+            owner, place = find_owner(error, host.packages)
+            who = f"{owner[0]} ({owner[1]})" if owner else "a plugin"
+            stderr.print(
+                f"warning: {who} failed to add its commands: "
+                f"{type(error).__name__}: {error} (raised at {place}); they are "
+                "missing from this run",
+                highlight=False,
+            )
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -384,14 +408,16 @@ def main() -> None:
     except FrontierError as error:
         from rich.text import Text
 
-        message = Text("error: ", style="bold red") + Text(str(error))
+        from frontier.cli.crash import format_traceback, wants_traceback
+
+        if wants_traceback() and error.__cause__ is not None:
+            print(format_traceback(error.__cause__), end="", file=sys.stderr)
+        notes = "".join(f"\n  {note}" for note in getattr(error, "__notes__", ()))
+        message = Text("error: ", style="bold red") + Text(str(error) + notes)
         stderr.print(message, highlight=False)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
-        stderr.print(
-            "interrupted: request_metrics.csv holds the requests finished so far; "
-            "system_metrics.json was not written"
-        )
+        stderr.print("interrupted")
         raise SystemExit(130) from None
     except Exception as error:
         _report_crash(error)
