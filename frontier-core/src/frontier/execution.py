@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from frontier.batch import Batch
 from frontier.errors import SimulationError
 from frontier.memory import layers_per_stage
-from frontier.plugins import CCBackend, ExecutionContext, OperatorTimes, Predictor
+from frontier.plugins import CCBackend, ExecutionContext, Predictor
 
 __all__ = ["ExecutionModel"]
 
@@ -142,14 +142,6 @@ class ExecutionModel:
             batch.ep_group_tokens = sum(group_tokens)
             expert_s = self.expert_collectives_s(group_tokens)
         times = self.predictor.predict(batch)
-        try:  # NaN fails both tests; None or text raise TypeError
-            valid = isinstance(times, OperatorTimes) and (
-                min(times) >= 0.0 and sum(times) < math.inf
-            )
-        except TypeError:
-            valid = False
-        if not valid:
-            raise self._bad_prediction(times, batch)
         size = batch.num_tokens * self._activation_bytes_per_token
         eager = (
             self.eager_step_overhead_s
@@ -158,25 +150,31 @@ class ExecutionModel:
         )
         all_reduce = self.cc_backend.all_reduce_s(size, self.tp) if self.tp > 1 else 0.0
         last = self.num_stages - 1
+        sends = [self.cc_backend.send_recv_s(size, s) for s in range(last)]
         result = []
-        for stage, (dense, moe) in enumerate(self._stages):
-            layers = dense + moe
-            seconds = (
-                layers * times.attention_s
-                + dense * times.mlp_s
-                + moe * (times.moe_s + expert_s)
-            )
-            seconds += 2 * layers * all_reduce
-            if eager:
-                seconds += self._eager_shares[stage]
-            if stage == 0:
-                seconds += times.embedding_s
-            if stage == last:
-                if sample:
-                    seconds += times.head_s
-            else:
-                seconds += self.cc_backend.send_recv_s(size, stage)
-            result.append(seconds)
+        try:  # a predictor's None or text fails in the sums
+            for stage, (dense, moe) in enumerate(self._stages):
+                layers = dense + moe
+                seconds = (
+                    layers * times.attention_s
+                    + dense * times.mlp_s
+                    + moe * (times.moe_s + expert_s)
+                )
+                seconds += 2 * layers * all_reduce
+                if eager:
+                    seconds += self._eager_shares[stage]
+                if stage == 0:
+                    seconds += times.embedding_s
+                if stage == last:
+                    if sample:
+                        seconds += times.head_s
+                else:
+                    seconds += sends[stage]
+                if not 0.0 <= seconds < math.inf:  # NaN fails too
+                    raise self._bad_prediction(times, batch)
+                result.append(seconds)
+        except (TypeError, AttributeError):
+            raise self._bad_prediction(times, batch) from None
         return result
 
     def _bad_prediction(self, times: object, batch: Batch) -> SimulationError:
@@ -184,8 +182,9 @@ class ExecutionModel:
         return SimulationError(
             f"the predictor {predictor.__module__}.{predictor.__qualname__} returned "
             f"{times!r:.200} for a step of {len(batch.requests)} request(s) and "
-            f"{batch.num_tokens} token(s); a predictor returns OperatorTimes of "
-            "finite seconds, 0 or more"
+            f"{batch.num_tokens} token(s), a step time of NaN, below 0 or infinite, "
+            "or no number at all; a predictor returns OperatorTimes of finite "
+            "seconds, 0 or more"
         )
 
     def dummy_stage_times(

@@ -203,6 +203,13 @@ class KVBlockManager:
         holds blocks for; afterwards it holds blocks for ``computed + 1 + steps``
         tokens. The caller has checked that enough blocks are free.
         """
+        self._num_free -= self._grow_for_decodes(requests, computed, steps)
+
+    def _grow_for_decodes(
+        self, requests: list[Request], computed: list[int], steps: int
+    ) -> int:
+        """Raise each request's block count for ``steps`` more one-token steps;
+        return how many blocks that takes."""
         size = self.block_size
         taken = 0
         for request, count in zip(requests, computed, strict=True):
@@ -210,7 +217,7 @@ class KVBlockManager:
             if target > request.num_blocks:
                 taken += target - request.num_blocks
                 request.num_blocks = target
-        self._num_free -= taken
+        return taken
 
     def record_lookup(self, request: Request, hit_tokens: int) -> None:
         """Count a prefix-cache lookup of ``request`` (no-op without caching)."""
@@ -552,7 +559,11 @@ class PreemptionCachingBlockManager(KVBlockManager):
                 return True
             if needed > self._num_free:
                 return False
-            self._consume(needed)
+            head = self._queue[0]
+            if needed < head[1]:  # _consume's common case, inline: a hot path
+                head[1] -= needed
+            else:
+                self._consume(needed)
             self._num_free -= needed
             request.num_blocks += needed
             return True
@@ -604,9 +615,9 @@ class PreemptionCachingBlockManager(KVBlockManager):
         """Give decoding requests the blocks for ``steps`` more one-token steps,
         taken from the queue's head in one go (the order among them evicts the
         same blocks)."""
-        before = self._num_free
-        super().extend_decodes(requests, computed, steps)
-        self._consume(before - self._num_free)
+        taken = self._grow_for_decodes(requests, computed, steps)
+        self._num_free -= taken
+        self._consume(taken)
 
     def record_lookup(self, request: Request, hit_tokens: int) -> None:
         """Count a lookup of all of ``request``'s tokens that hit ``hit_tokens``."""
