@@ -482,25 +482,29 @@ class PreemptionCachingBlockManager(KVBlockManager):
     request, the run of its full blocks, its last block nearest the head as
     vLLM's last-first freeing leaves them. Allocation consumes runs from the
     head, so a run is evicted from its owner's last block back, and what is left
-    of it when the owner returns is its prefix hit.
+    of it when the owner returns is its prefix hit. While no preempted request
+    has blocks queued, every free block is alike and only counts are kept
+    (``_queue`` is ``None``), so a run without preemptions costs what
+    :class:`KVBlockManager` does.
     """
 
     enable_prefix_caching = True
 
     def __init__(self, num_blocks: int, block_size: int) -> None:
         super().__init__(num_blocks, block_size)
-        self._queue: deque[list] = deque([[None, num_blocks]])
+        self._queue: deque[list] | None = None  # None: all free blocks alike
         self._runs: dict[int, list] = {}  # owner's request id -> its run
 
     def _consume(self, count: int) -> None:
         """Take ``count`` blocks from the head of the free queue (evicting)."""
-        if not count:
+        queue = self._queue
+        if queue is None or not count:
             return
-        head = self._queue[0]
+        head = queue[0]
         if count < head[1]:  # the common case: inside the head run
             head[1] -= count
             return
-        queue = self._queue
+        runs = self._runs
         while count:
             run = queue[0]
             take = count if count < run[1] else run[1]
@@ -509,9 +513,12 @@ class PreemptionCachingBlockManager(KVBlockManager):
             if not run[1]:
                 queue.popleft()
                 if run[0] is not None:
-                    del self._runs[run[0]]
+                    del runs[run[0]]
+        if not runs:
+            self._queue = None  # what is left is alike
 
     def _append(self, owner: int | None, count: int) -> None:
+        """Queue ``count`` freed blocks at the tail (the queue is tracked)."""
         if not count:
             return
         queue = self._queue
@@ -526,7 +533,7 @@ class PreemptionCachingBlockManager(KVBlockManager):
     def find_cached_prefix(self, request: Request) -> list[int]:
         """Placeholders for the surviving prefix of ``request``'s own blocks, at
         most those inside its first ``num_tokens - 1`` tokens."""
-        if not request.num_preemptions:
+        if not request.num_preemptions or self._queue is None:
             return []
         run = self._runs.get(request.request_id)
         if run is None:
@@ -559,10 +566,7 @@ class PreemptionCachingBlockManager(KVBlockManager):
                 return True
             if needed > self._num_free:
                 return False
-            head = self._queue[0]
-            if needed < head[1]:  # _consume's common case, inline: a hot path
-                head[1] -= needed
-            else:
+            if self._queue is not None:
                 self._consume(needed)
             self._num_free -= needed
             request.num_blocks += needed
@@ -575,10 +579,12 @@ class PreemptionCachingBlockManager(KVBlockManager):
         run = self._runs.pop(request.request_id)
         run[0] = None
         run[1] -= hits
-        if needed:
-            self._consume(needed)
         self._num_free -= needed + hits
         request.num_blocks += needed + hits
+        if self._runs:
+            self._consume(needed)
+        else:
+            self._queue = None  # what is left is alike
         return True
 
     def free(self, request: Request) -> None:
@@ -590,11 +596,19 @@ class PreemptionCachingBlockManager(KVBlockManager):
         self._num_free += count
         request.num_blocks = 0
         if request.completed_at == request.completed_at:  # completed: not NaN
-            self._append(None, count)
+            if self._queue is not None:
+                self._append(None, count)
             return
         known = request.num_prompt_tokens + request.num_generated
         full = min(min(request.num_computed_tokens, known) // self.block_size, count)
-        self._append(None, count - full)  # freed last-first: partial blocks lead
+        if self._queue is None:
+            if not full:
+                return
+            # Start tracking: every block free before, and the partial ones
+            # freed first (last-first), lead the new run.
+            self._queue = deque([[None, self._num_free - full]])
+        else:
+            self._append(None, count - full)
         self._append(request.request_id, full)
 
     def take_blocks(self, num_blocks: int) -> bool:
@@ -607,7 +621,8 @@ class PreemptionCachingBlockManager(KVBlockManager):
     def return_blocks(self, num_blocks: int) -> None:
         """Give back blocks held through :meth:`take_blocks`."""
         super().return_blocks(num_blocks)
-        self._append(None, num_blocks)
+        if self._queue is not None:
+            self._append(None, num_blocks)
 
     def extend_decodes(
         self, requests: list[Request], computed: list[int], steps: int
