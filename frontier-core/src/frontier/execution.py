@@ -45,6 +45,8 @@ from frontier.errors import SimulationError
 from frontier.memory import layers_per_stage
 from frontier.plugins import CCBackend, ExecutionContext, Predictor
 
+_INF = math.inf
+
 __all__ = ["ExecutionModel"]
 
 _ROUTE_BYTES = 4 + 4
@@ -150,6 +152,26 @@ class ExecutionModel:
         )
         all_reduce = self.cc_backend.all_reduce_s(size, self.tp) if self.tp > 1 else 0.0
         last = self.num_stages - 1
+        if not last:  # one stage, the common case: the loop below, unrolled
+            dense, moe = self._stages[0]
+            layers = dense + moe
+            try:  # a predictor's None or text fails in the sums
+                seconds = (
+                    layers * times.attention_s
+                    + dense * times.mlp_s
+                    + moe * (times.moe_s + expert_s)
+                )
+                seconds += 2 * layers * all_reduce
+                if eager:
+                    seconds += self._eager_shares[0]
+                seconds += times.embedding_s
+                if sample:
+                    seconds += times.head_s
+            except (TypeError, AttributeError):
+                raise self._bad_prediction(times, batch) from None
+            if not 0.0 <= seconds < _INF:  # NaN fails too
+                raise self._bad_prediction(times, batch)
+            return [seconds]
         sends = [self.cc_backend.send_recv_s(size, s) for s in range(last)]
         result = []
         try:  # a predictor's None or text fails in the sums
@@ -170,7 +192,7 @@ class ExecutionModel:
                         seconds += times.head_s
                 else:
                     seconds += sends[stage]
-                if not 0.0 <= seconds < math.inf:  # NaN fails too
+                if not 0.0 <= seconds < _INF:  # NaN fails too
                     raise self._bad_prediction(times, batch)
                 result.append(seconds)
         except (TypeError, AttributeError):
