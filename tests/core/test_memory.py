@@ -51,6 +51,17 @@ def test_an_fp8_checkpoint_keeps_its_embedding_and_head_in_bf16():
     assert plan.weight_bytes == 6_476_005_376 + (LLAMA2_7B_PARAMS - 6_476_005_376) * 2
 
 
+def test_a_4_bit_checkpoint_is_sized_with_its_group_scales():
+    """4-bit AWQ in groups of 128 stores 4 + (16 + 4) / 128 = 4.15625 bits a
+    linear weight; the norms, embedding and LM head stay 2 bytes."""
+    plan = _plan(weight_dtype_bytes=4.15625 / 8)
+    # linear: 6,476,005,376 / 8 = 809,500,672; x 4.15625
+    #       = 3,238,002,688 + 126,484,480 = 3,364,487,168 bytes
+    # other:  262,410,240 x 2 bytes = 524,820,480
+    assert plan.weight_bytes == 3_364_487_168 + 524_820_480 == 3_889_307_648
+    assert isinstance(plan.weight_bytes, int)
+
+
 def test_llama2_7b_on_a100_tp1_by_hand():
     """Every term of the Llama-2-7B / A100-80GB / TP1 plan, computed by hand."""
     plan = _plan()

@@ -401,61 +401,141 @@ def _quantised(**quantization) -> dict:
     return _dense(quantization_config=quantization)
 
 
+def _ct(weights: dict, activations: dict | None = None, groups: int = 1) -> dict:
+    """A compressed-tensors quantization_config of ``groups`` alike groups."""
+    group = {"targets": ["Linear"], "weights": weights}
+    if activations is not None:
+        group["input_activations"] = activations
+    return {
+        "quant_method": "compressed-tensors",
+        "config_groups": {f"group_{i}": dict(group) for i in range(groups)},
+    }
+
+
 @pytest.mark.parametrize(
-    ("quantization", "weight_dtype"),
+    ("quantization", "weight_dtype", "weight_bits", "gemm_dtype"),
     [
-        ({"quant_method": "fp8", "fmt": "e4m3"}, "fp8"),
-        ({"quant_method": "gptq", "bits": 8, "group_size": 128}, "int8"),
+        # FP8 quantises activations too (W8A8); block scales are left out
+        (
+            {"quant_method": "fp8", "activation_scheme": "dynamic"},
+            "fp8",
+            8.0,
+            "fp8",
+        ),
+        ({"quant_method": "modelopt", "quant_algo": "FP8"}, "fp8", 8.0, "fp8"),
+        # GPTQ: 16-bit scale + bits-wide zero point per group of 128:
+        #   8 + (16 + 8) / 128 = 8.1875;  4 + (16 + 4) / 128 = 4.15625
+        ({"quant_method": "gptq", "bits": 8, "group_size": 128}, "int8", 8.1875, None),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "int4", 4.15625, None),
+        # one scale per row (group_size -1) is left out
+        ({"quant_method": "gptq", "bits": 4, "group_size": -1}, "int4", 4.0, None),
+        ({"quant_method": "gptq", "bits": 3, "group_size": 64}, "int3", 3.296875, None),
+        # AutoAWQ's key names; 4 + (16 + 4) / 128 = 4.15625
         (
             {
-                "quant_method": "compressed-tensors",
-                "config_groups": {
-                    "group_0": {"weights": {"num_bits": 8, "type": "float"}}
-                },
+                "quant_method": "awq",
+                "w_bit": 4,
+                "q_group_size": 128,
+                "zero_point": True,
             },
+            "int4",
+            4.15625,
+            None,
+        ),
+        # no zero points: 4 + 16 / 64 = 4.25
+        (
+            {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": False},
+            "int4",
+            4.25,
+            None,
+        ),
+        # compressed-tensors w4a16, symmetric: 4 + 16 / 128 = 4.125
+        (
+            _ct({"num_bits": 4, "type": "int", "group_size": 128, "strategy": "group"}),
+            "int4",
+            4.125,
+            None,
+        ),
+        # asymmetric adds a 4-bit zero point: 4 + (16 + 4) / 128 = 4.15625
+        (
+            _ct({"num_bits": 4, "type": "int", "group_size": 128, "symmetric": False}),
+            "int4",
+            4.15625,
+            None,
+        ),
+        # W8A8 FP8 and INT8, per-channel scales (no group_size), two groups alike
+        (
+            _ct(
+                {"num_bits": 8, "type": "float", "strategy": "channel"},
+                {"num_bits": 8, "type": "float", "dynamic": True},
+                groups=2,
+            ),
+            "fp8",
+            8.0,
             "fp8",
         ),
         (
-            {
-                "quant_method": "compressed-tensors",
-                "config_groups": {
-                    "group_0": {"weights": {"num_bits": 8, "type": "int"}}
-                },
-            },
+            _ct({"num_bits": 8, "type": "int"}, {"num_bits": 8, "type": "int"}),
             "int8",
+            8.0,
+            "int8",
+        ),
+        # W4A8: 4-bit weights multiplied in FP8
+        (
+            _ct(
+                {"num_bits": 4, "type": "int", "group_size": 128},
+                {"num_bits": 8, "type": "float"},
+            ),
+            "int4",
+            4.125,
+            "fp8",
         ),
     ],
 )
-def test_eight_bit_checkpoints_store_one_byte_weights(quantization, weight_dtype):
-    """8-bit weights (FP8, GPTQ-8, compressed-tensors 8-bit) are one byte each."""
+def test_quantised_checkpoints_are_sized_at_their_stored_bits(
+    quantization, weight_dtype, weight_bits, gemm_dtype
+):
+    """Each format's weights are sized with their group scales and zero points,
+    and W8A8 formats multiply in their 8-bit dtype."""
     model = spec_from_hf_config(_quantised(**quantization), "toy", "test")
     assert model.weight_dtype == weight_dtype
+    assert model.weight_bits == weight_bits
+    assert model.gemm_dtype == gemm_dtype
     assert model.dtype == "bfloat16"  # activations stay in the model dtype
+    assert model.linear_weight_bytes(2) == weight_bits / 8
+
+
+def test_an_unquantised_model_keeps_the_model_dtype_for_its_weights():
+    model = spec_from_hf_config(_dense(), "toy", "test")
+    assert (model.weight_dtype, model.weight_bits, model.gemm_dtype) == (None,) * 3
+    assert model.linear_weight_bytes(2) == 2
 
 
 @pytest.mark.parametrize(
     ("quantization", "described"),
     [
-        ({"quant_method": "awq", "bits": 4, "group_size": 128}, "4 bits"),
-        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "4 bits"),
+        ({"quant_method": "awq", "bits": 8, "group_size": 128}, "8 bits"),
         ({"quant_method": "gptq", "bits": "four"}, "'four' bits"),
+        ({"quant_method": "gptq", "bits": 5}, "5 bits"),
+        (_ct({"num_bits": 2, "type": "int"}), "2 bits ('int')"),
+        (_ct({"num_bits": 4, "type": "float", "group_size": 16}), "4 bits ('float')"),
         (
-            {
-                "quant_method": "compressed-tensors",
-                "config_groups": {
-                    "group_0": {"weights": {"num_bits": 4, "type": "int"}}
-                },
-            },
-            "4 bits",
+            _ct({"num_bits": 4, "type": "float"}, {"num_bits": 4, "type": "float"}),
+            "4 bits ('float')",
         ),
+        (
+            _ct({"num_bits": 8, "type": "int"}, {"num_bits": 4, "type": "int"}),
+            "activations of 4 bits",
+        ),
+        ({"quant_method": "compressed-tensors"}, "no config_groups"),
+        ({"quant_method": "modelopt", "quant_algo": "NVFP4"}, "quant_algo 'NVFP4'"),
         ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "in bits"),
+        ({"quant_method": "mxfp4"}, "in bits"),
     ],
 )
-def test_narrower_quantisation_is_refused_not_sized_at_bf16(
-    tmp_path, quantization, described
-):
-    """4-bit (or undescribed) weights are refused, naming the field and the
-    checkpoints Frontier sizes, rather than counted at 2 bytes per weight."""
+def test_formats_frontier_cannot_size_are_refused(tmp_path, quantization, described):
+    """Other widths and formats are refused, naming the field, the formats
+    Frontier sizes and the way out, rather than counted at 2 bytes per weight."""
     path = _write(tmp_path, _quantised(**quantization))
     with pytest.raises(ConfigError, match="field 'quantization_config'") as error:
         load_model(config_path=path)
@@ -463,8 +543,25 @@ def test_narrower_quantisation_is_refused_not_sized_at_bf16(
     assert str(path) in message
     assert repr(quantization["quant_method"]) in message
     assert described in message
-    assert "8-bit weights only" in message
+    assert "4-bit AWQ" in message
     assert "Remove quantization_config" in message
+
+
+def test_compressed_tensors_groups_of_different_schemes_are_refused():
+    """A checkpoint whose groups differ (8-bit here, 4-bit there) is refused:
+    which layers each covers is not modelled."""
+    config = _ct({"num_bits": 8, "type": "int"})
+    config["config_groups"]["group_1"] = {"weights": {"num_bits": 4, "type": "int"}}
+    with pytest.raises(ConfigError, match="config_groups of different schemes"):
+        spec_from_hf_config(_quantised(**config), "toy", "test")
+
+
+@pytest.mark.parametrize("group", ["128", 0, -2, 1.5, True])
+def test_a_group_size_that_is_not_a_count_is_refused(group):
+    """``group_size = "128"`` would otherwise read as one scale per row."""
+    quantization = {"quant_method": "gptq", "bits": 4, "group_size": group}
+    with pytest.raises(ConfigError, match="group_size is"):
+        spec_from_hf_config(_quantised(**quantization), "toy", "test")
 
 
 def test_quantization_config_that_is_not_an_object_is_refused():

@@ -166,3 +166,28 @@ def test_pinned_blocks_reach_the_summary():
     _, result = simulate(tiny_config([(0.0, 8, 2)], cache={"num_gpu_blocks": 300}))
     assert result.summary["memory"]["num_gpu_blocks"] == 300
     assert result.summary["memory"]["num_gpu_blocks_pinned"] is True
+
+
+def test_a_4_bit_awq_checkpoint_plans_its_own_weights_and_says_so():
+    """The example AWQ config of Llama-3.1-8B (hidden 4096, 32 layers, 8 KV heads
+    of 128, MLP 14336, vocab 128256) is sized at 4.15625 bits a linear weight.
+
+    linear, one layer: q, o 2 x 4096 x 4096 + k, v 2 x 4096 x 1024 = 41,943,040
+                       + gated MLP 3 x 4096 x 14336 = 176,160,768 -> 218,103,808
+    32 layers: 6,979,321,856 weights / 8 x 4.15625 = 3,625,975,808 bytes
+    other (FP16): norms 32 x 2 x 4096 + final 4096 + embedding and head
+                  2 x 128256 x 4096 = 1,050,939,392 x 2 = 2,101,878,784 bytes
+    """
+    from pathlib import Path
+
+    config = (
+        Path(__file__).parents[2]
+        / "examples/models/llama-3.1-8b-instruct-awq-int4.json"
+    )
+    simulation = _build(model={"name": "awq", "config_path": str(config)})
+    assert simulation.memory_plan.weight_bytes == 3_625_975_808 + 2_101_878_784
+    result = simulation.run()
+    metadata = result.summary["metadata"]
+    assert metadata["weight_dtype"] == "int4"
+    assert metadata["weight_bits"] == 4.15625
+    assert metadata["gemm_dtype"] == "float16"  # weight-only: the model dtype

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import numpy as np
 import pytest
 from frontier.config import ParallelConfig
@@ -187,3 +188,48 @@ def test_an_fp8_checkpoint_reads_its_projections_at_one_byte():
     assert fp8.flops_bytes("lm_head", 8.0)[1] == head
     # FLOPs do not change: 2 x 8 x 4096 x 4096
     assert fp8.flops_bytes("o_proj", 8.0)[0] == 2.0 * 8 * 16_777_216
+    # 4-bit AWQ, groups of 128: 4.15625 bits = 0.51953125 bytes a weight;
+    # 16,777,216 x 0.51953125 = 8,716,288 bytes of weights
+    int4 = OperatorCosts(model, 1, 2, 2, weight_dtype_bytes=4.15625 / 8)
+    assert int4.flops_bytes("o_proj", 8.0)[1] == 8_716_288 + 65_536 * 2
+
+
+def _quantised_context(device: str, **quantisation) -> ExecutionContext:
+    """Llama-2-7B, TP 1, with the quantisation fields of a checkpoint."""
+    model = attrs.evolve(load_model("llama-2-7b"), **quantisation)
+    return ExecutionContext(
+        model=model,
+        device=load_device(device),
+        parallel=ParallelConfig(),
+        dtype="bfloat16",
+        kv_cache_dtype="bfloat16",
+    )
+
+
+def test_w8a8_projections_run_at_the_8_bit_peak_and_weight_only_at_bf16():
+    """A 4,096-token o_proj is compute-bound; its time is FLOPs over the peak
+    its GEMM runs at times the GEMM efficiency."""
+    factors = default_factors(RooflineConfig())
+    gemm = factors["o_proj"]
+    flops = 2.0 * 4096 * 4096 * 4096  # 137,438,953,472
+    overhead = gemm.overhead_s
+
+    def o_proj(device: str, **quantisation) -> float:
+        roofline = roofline_for(_quantised_context(device, **quantisation), factors)
+        return roofline.time("o_proj", 4096.0)
+
+    fp8 = {"weight_dtype": "fp8", "weight_bits": 8.0, "gemm_dtype": "fp8"}
+    awq = {"weight_dtype": "int4", "weight_bits": 4.15625}
+    int8 = {"weight_dtype": "int8", "weight_bits": 8.0, "gemm_dtype": "int8"}
+    e = gemm.compute_efficiency
+    # H100: FP8 1,979 TFLOP/s for W8A8; BF16 989.5 for weight-only 4-bit
+    assert o_proj("h100-sxm", **fp8) == pytest.approx(flops / (1979e12 * e) + overhead)
+    assert o_proj("h100-sxm", **awq) == pytest.approx(flops / (989.5e12 * e) + overhead)
+    assert o_proj("h100-sxm", **awq) == pytest.approx(o_proj("h100-sxm"))
+    # A100: no FP8 tensor cores (the FP8 figure is the BF16 312), INT8 624 TOPS
+    assert o_proj("a100-80gb", **fp8) == pytest.approx(flops / (312e12 * e) + overhead)
+    assert o_proj("a100-80gb", **int8) == pytest.approx(flops / (624e12 * e) + overhead)
+    # the LM head is not quantised: the BF16 peak on every checkpoint
+    fp8_roofline = roofline_for(_quantised_context("h100-sxm", **fp8), factors)
+    bf16_roofline = roofline_for(_quantised_context("h100-sxm"), factors)
+    assert fp8_roofline.time("lm_head", 4096.0) == bf16_roofline.time("lm_head", 4096.0)

@@ -35,6 +35,9 @@ class DeviceSpec:
         fp16_tflops: Peak dense FP16 tensor throughput, 1e12 FLOP/s.
         fp8_tflops: Peak dense FP8 tensor throughput, 1e12 FLOP/s.
         fp32_tflops: Peak FP32 (non-tensor) throughput, 1e12 FLOP/s.
+        int8_tops: Peak dense INT8 tensor throughput, 1e12 OP/s, where it differs
+            from the FP8 figure (Ampere: INT8 tensor cores, no FP8 ones);
+            ``None`` for the FP8 figure.
         memory_gib: Device memory, GiB.
         memory_bandwidth_gbps: Memory bandwidth, 1e9 B/s.
         intra_node_bandwidth_gbps: Per-GPU one-direction link bandwidth inside a
@@ -56,6 +59,7 @@ class DeviceSpec:
     fp16_tflops: float
     fp8_tflops: float
     fp32_tflops: float
+    int8_tops: float | None = None
     memory_gib: float
     memory_bandwidth_gbps: float
     intra_node_bandwidth_gbps: float
@@ -77,6 +81,8 @@ class DeviceSpec:
             return self.bf16_tflops * 1e12
         if key in ("float16", "fp16", "half"):
             return self.fp16_tflops * 1e12
+        if key == "int8" and self.int8_tops is not None:
+            return self.int8_tops * 1e12
         if key.startswith(("fp8", "float8", "int8")):
             return self.fp8_tflops * 1e12
         return self.fp32_tflops * 1e12

@@ -11,7 +11,7 @@ configs and goes through the same reader.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 from frontier.errors import ConfigError, FrontierWarning
 from frontier.models import DTYPE_BYTES, ModelSpec
@@ -124,20 +124,74 @@ def _dtype(config: dict[str, Any], source: str) -> str:
     return dtype
 
 
-def _weight_dtype(config: dict[str, Any], source: str, dtype: str) -> str | None:
-    """The stored weights' dtype of a quantised checkpoint, or ``None``.
+class _Quantisation(NamedTuple):
+    """What a checkpoint's ``quantization_config`` changes (see ``ModelSpec``)."""
 
-    Checkpoints whose linear weights are 8 bits wide are sized at one byte per
-    weight, like FP8 ones: ``quant_method = "fp8"``, and GPTQ or
-    compressed-tensors with 8-bit weights (``fp8`` for float, ``int8`` for
-    integer weights). Their scales are left out: GPTQ stores a 16-bit scale and
-    an 8-bit zero point per group of (usually) 128 weights, 24 / (128 x 8) = 2.3 %
-    more; FP8 checkpoints one scale per row or per 128 x 128 block. Narrower
-    weights are refused.
+    weight_dtype: str | None = None
+    weight_bits: float | None = None
+    gemm_dtype: str | None = None
+
+
+_SCALE_BITS = 16
+"""Width of a group scale: FP16 in GPTQ and AWQ, the model dtype (BF16 or FP16)
+in compressed-tensors."""
+
+
+def _grouped_bits(bits: int, group: Any, zero_bits: int, source: str) -> float:
+    """Bits a weight takes with its group's scale and zero point: ``bits + (16
+    + zero_bits) / group``. Per-channel scales (``group`` -1 or absent) are one
+    per row of thousands of weights and left out."""
+    if group is None or group == -1:
+        return float(bits)
+    if not (_is_integer(group) and group > 0):
+        raise ConfigError(
+            f"{source}: quantization_config group_size is {group!r}; it must be a "
+            "positive integer, or -1 for one scale per row"
+        )
+    return bits + (_SCALE_BITS + zero_bits) / group
+
+
+def _refuse_quantisation(
+    source: str, method: Any, described: str, dtype: str
+) -> ConfigError:
+    return ConfigError(
+        f"{source}: field 'quantization_config' has quant_method {method!r} with "
+        f"{described}; Frontier sizes FP8 checkpoints (quant_method 'fp8', "
+        "'modelopt' FP8), GPTQ with 2, 3, 4 or 8-bit weights, 4-bit AWQ and "
+        "compressed-tensors with 4 or 8-bit weights (8-bit or no activation "
+        "quantisation). Remove quantization_config to simulate the checkpoint "
+        f"with {dtype} weights (more memory than it needs)."
+    )
+
+
+def _quantisation(config: dict[str, Any], source: str, dtype: str) -> _Quantisation:
+    """The stored weights and GEMM dtype of a quantised checkpoint.
+
+    The formats vLLM loads, as their configs describe them:
+
+    - ``fp8`` (and ModelOpt's ``quant_algo = "FP8"``): FP8 weights and, on GPUs
+      with FP8 tensor cores, FP8 activations (vLLM's ``Fp8LinearMethod``
+      quantises them per tensor or per token; elsewhere it runs the weights
+      through a weight-only Marlin kernel, which the device's FP8 peak, equal to
+      its BF16 peak there, reproduces). Per-tensor, per-row or 128 x 128 block
+      scales are under 0.01 bit a weight and left out.
+    - ``gptq``: ``bits`` in 2, 3, 4, 8, a 16-bit scale and a packed ``bits``-wide
+      zero point per group of ``group_size`` weights: 4-bit in groups of 128 is
+      ``4 + 20 / 128 = 4.15625`` bits. Weight-only.
+    - ``awq`` (``bits`` or ``w_bit``, 4 only in vLLM; ``group_size`` or
+      ``q_group_size``): the same layout, zero points unless ``zero_point`` is
+      false. Weight-only.
+    - ``compressed-tensors``: every ``config_groups`` entry's ``weights``
+      (``num_bits`` 4 or 8, ``type``, ``group_size``, ``symmetric``) and
+      ``input_activations`` (absent: weight-only; 8-bit ``float`` or ``int``:
+      W8A8 or W4A8 GEMMs in that dtype); groups must agree.
+
+    Raises:
+        ConfigError: Any other format or width, naming the field.
     """
     quantization = config.get("quantization_config")
     if quantization is None:
-        return None
+        return _Quantisation()
     if not isinstance(quantization, dict):
         raise ConfigError(
             f"{source}: field 'quantization_config' must be a JSON object, "
@@ -145,37 +199,78 @@ def _weight_dtype(config: dict[str, Any], source: str, dtype: str) -> str | None
         )
     method = quantization.get("quant_method")
     if method == "fp8":
-        return "fp8"
-    weights: list[Any] = []
+        return _Quantisation("fp8", 8.0, "fp8")
+    if method == "modelopt":
+        algo = quantization.get("quant_algo")
+        if isinstance(algo, str) and algo.upper().startswith("FP8"):
+            return _Quantisation("fp8", 8.0, "fp8")
+        raise _refuse_quantisation(source, method, f"quant_algo {algo!r}", dtype)
     if method in ("gptq", "awq"):
-        weights = [{"num_bits": quantization.get("bits"), "type": "int"}]
-    elif method == "compressed-tensors":
-        groups = quantization.get("config_groups")
-        if isinstance(groups, dict):
-            weights = [
-                g.get("weights") if isinstance(g, dict) else g for g in groups.values()
-            ]
-    described = "weights it does not describe in bits"
-    if weights and all(isinstance(w, dict) for w in weights):
-        bits = [w.get("num_bits") for w in weights]
-        kinds = [w.get("type") for w in weights]
-        if all(b == 8 and _is_integer(b) for b in bits):
-            if all(kind == "float" for kind in kinds):
-                return "fp8"
-            if all(kind == "int" for kind in kinds):
-                return "int8"
-        described = f"weights of {' and '.join(map(repr, bits))} bits"
-    # XXX: 4-bit weight-only checkpoints (AWQ, GPTQ, compressed-tensors w4a16)
-    # are refused rather than sized: element sizes are whole bytes throughout
-    # (memory planning, predictors), and their group scales and zero points
-    # (4 + 20 / 128 bits a weight at group size 128) would need sizing too.
-    raise ConfigError(
-        f"{source}: field 'quantization_config' has quant_method {method!r} with "
-        f"{described}; Frontier sizes 8-bit weights only (quant_method 'fp8', or "
-        "'gptq'/'compressed-tensors' with 8-bit weights). Remove "
-        f"quantization_config to simulate the checkpoint with {dtype} weights "
-        "(more memory than it needs)."
+        bits = quantization.get("bits", quantization.get("w_bit"))
+        allowed = (2, 3, 4, 8) if method == "gptq" else (4,)
+        if not (_is_integer(bits) and bits in allowed):
+            raise _refuse_quantisation(
+                source, method, f"weights of {bits!r} bits", dtype
+            )
+        group = quantization.get("group_size", quantization.get("q_group_size"))
+        zeros = method == "gptq" or quantization.get("zero_point", True) is not False
+        return _Quantisation(
+            f"int{bits}", _grouped_bits(bits, group, bits if zeros else 0, source), None
+        )
+    if method == "compressed-tensors":
+        return _compressed_tensors(quantization, source, dtype)
+    raise _refuse_quantisation(
+        source, method, "weights it does not describe in bits", dtype
     )
+
+
+def _compressed_tensors(
+    quantization: dict[str, Any], source: str, dtype: str
+) -> _Quantisation:
+    """The common scheme of a compressed-tensors checkpoint's ``config_groups``."""
+    method = "compressed-tensors"
+    groups = quantization.get("config_groups")
+    if not isinstance(groups, dict) or not groups:
+        raise _refuse_quantisation(source, method, "no config_groups", dtype)
+    schemes = set()
+    for group in groups.values():
+        weights = group.get("weights") if isinstance(group, dict) else None
+        if not isinstance(weights, dict):
+            raise _refuse_quantisation(
+                source, method, "weights it does not describe in bits", dtype
+            )
+        bits, kind = weights.get("num_bits"), weights.get("type")
+        if not (
+            _is_integer(bits) and (kind, bits) in (("int", 4), ("int", 8), ("float", 8))
+        ):
+            raise _refuse_quantisation(
+                source, method, f"weights of {bits!r} bits ({kind!r})", dtype
+            )
+        zero_bits = 0 if weights.get("symmetric", True) is not False else bits
+        stored = _grouped_bits(bits, weights.get("group_size"), zero_bits, source)
+        activations = group.get("input_activations")
+        gemm = None
+        if activations is not None:
+            a_bits, a_kind = (
+                (activations.get("num_bits"), activations.get("type"))
+                if isinstance(activations, dict)
+                else (None, None)
+            )
+            if not (_is_integer(a_bits) and a_bits == 8 and a_kind in ("int", "float")):
+                raise _refuse_quantisation(
+                    source,
+                    method,
+                    f"activations of {a_bits!r} bits ({a_kind!r})",
+                    dtype,
+                )
+            gemm = "fp8" if a_kind == "float" else "int8"
+        weight_dtype = "fp8" if kind == "float" else f"int{bits}"
+        schemes.add(_Quantisation(weight_dtype, stored, gemm))
+    if len(schemes) > 1:
+        raise _refuse_quantisation(
+            source, method, "config_groups of different schemes", dtype
+        )
+    return schemes.pop()
 
 
 def _text_config(config: dict[str, Any], source: str) -> dict[str, Any]:
@@ -290,6 +385,7 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         )
     layers = _required(config, source, "num_hidden_layers", "n_layer", "num_layers")
     dtype = _dtype(config, source)
+    quantisation = _quantisation(config, source, dtype)
     return ModelSpec(
         name=name,
         num_layers=layers,
@@ -303,7 +399,9 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
         gated_mlp=gated,
         tie_word_embeddings=tie_embeddings,
         dtype=dtype,
-        weight_dtype=_weight_dtype(config, source, dtype),
+        weight_dtype=quantisation.weight_dtype,
+        weight_bits=quantisation.weight_bits,
+        gemm_dtype=quantisation.gemm_dtype,
         num_experts=num_experts,
         num_experts_per_token=top_k,
         expert_intermediate_size=expert_width if num_experts else 0,

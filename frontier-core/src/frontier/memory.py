@@ -116,17 +116,18 @@ def plan_memory(
     *,
     dtype_bytes: int,
     kv_dtype_bytes: int,
-    weight_dtype_bytes: int | None = None,
+    weight_dtype_bytes: float | None = None,
     max_num_batched_tokens: int,
     max_num_seqs: int,
     max_model_len: int,
 ) -> MemoryPlan:
     """Plan one replica's KV cache, or refuse when a full sequence cannot fit.
 
-    ``weight_dtype_bytes`` is the stored weights' element size when it differs from
-    the activations' (an FP8 or INT8 checkpoint): it applies to the linear layers'
-    and experts' weights, while norms, routers, the embedding and the LM head stay
-    at ``dtype_bytes``, as such checkpoints store them.
+    ``weight_dtype_bytes`` is the stored weights' size when it differs from the
+    activations' (a quantised checkpoint; fractional below a byte, group scales
+    included: ``ModelSpec.linear_weight_bytes``): it applies to the linear
+    layers' and experts' weights, while norms, routers, the embedding and the LM
+    head stay at ``dtype_bytes``, as such checkpoints store them.
 
     Raises:
         ConfigError: One ``max_model_len`` sequence needs more blocks than fit;
@@ -141,10 +142,10 @@ def plan_memory(
         linear, experts, other = _stage_weights(model, stage, pp)
         if ep > 1:  # experts split over the expert-parallel group, not by TP
             dense = (linear * element_bytes + other * dtype_bytes) // tp
-            stage_bytes.append(dense + experts * element_bytes // ep)
+            stage_bytes.append(int(dense + experts * element_bytes // ep))
         else:
             stage_bytes.append(
-                ((linear + experts) * element_bytes + other * dtype_bytes) // tp
+                int(((linear + experts) * element_bytes + other * dtype_bytes) // tp)
             )
     worst_stage = max(range(pp), key=lambda s: stage_bytes[s])
     weight_bytes = stage_bytes[worst_stage]

@@ -20,7 +20,13 @@ import attrs
 
 from frontier.errors import ConfigError
 
-__all__ = ["DTYPE_BYTES", "ModelSpec", "load_model", "model_catalogue"]
+__all__ = [
+    "DTYPE_BYTES",
+    "SUB_BYTE_WEIGHT_BITS",
+    "ModelSpec",
+    "load_model",
+    "model_catalogue",
+]
 
 DTYPE_BYTES = {
     "float32": 4,
@@ -35,6 +41,8 @@ DTYPE_BYTES = {
     "float8_e4m3fn": 1,
     "int8": 1,
 }
+# Stored widths of quantised weights below a byte, in bits (``weight_dtype``).
+SUB_BYTE_WEIGHT_BITS = {"int4": 4, "int3": 3, "int2": 2}
 
 
 @attrs.frozen(kw_only=True)
@@ -56,10 +64,17 @@ class ModelSpec:
         gated_mlp: Whether the MLP has a gate projection (SwiGLU), three matrices.
         tie_word_embeddings: Whether the LM head shares the embedding matrix.
         dtype: Activation dtype name, e.g. ``bfloat16`` (``torch_dtype``).
-        weight_dtype: Dtype of the stored weights when the checkpoint is quantised
-            to 8 bits (``fp8`` for ``quant_method = "fp8"`` or 8-bit float
-            compressed-tensors, ``int8`` for 8-bit GPTQ or integer
-            compressed-tensors); ``None`` when the weights are in ``dtype``.
+        weight_dtype: Dtype of the stored linear weights of a quantised checkpoint
+            (``fp8``, ``int8``, ``int4``, ``int3``, ``int2``); ``None`` when the
+            weights are in ``dtype``.
+        weight_bits: Bits one stored linear weight takes with its share of the
+            group scales and zero points (4-bit AWQ in groups of 128:
+            ``4 + (16 + 4) / 128 = 4.15625``); ``None`` for the bare width of
+            ``weight_dtype``.
+        gemm_dtype: Dtype the linear layers multiply in when the checkpoint
+            quantises activations too (``fp8`` or ``int8``, W8A8 checkpoints);
+            ``None`` when they multiply in ``dtype`` (weight-only kernels
+            dequantise to it).
         num_experts: Routed experts per MoE layer; 0 for a dense model.
         num_experts_per_token: Experts each token is routed to (top-k).
         expert_intermediate_size: MLP width of one expert.
@@ -94,6 +109,8 @@ class ModelSpec:
     tie_word_embeddings: bool = False
     dtype: str = "bfloat16"
     weight_dtype: str | None = None
+    weight_bits: float | None = None
+    gemm_dtype: str | None = None
     num_experts: int = 0
     num_experts_per_token: int = 0
     expert_intermediate_size: int = 0
@@ -108,6 +125,18 @@ class ModelSpec:
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: int = 0
+
+    def linear_weight_bytes(self, dtype_bytes: float) -> float:
+        """Bytes one stored weight of the linear layers and experts takes (with
+        its share of scales and zero points); ``dtype_bytes`` when the weights
+        are not quantised."""
+        if self.weight_bits is not None:
+            return self.weight_bits / 8
+        if self.weight_dtype in SUB_BYTE_WEIGHT_BITS:
+            return SUB_BYTE_WEIGHT_BITS[self.weight_dtype] / 8
+        if self.weight_dtype is not None:
+            return float(DTYPE_BYTES[self.weight_dtype])
+        return dtype_bytes
 
     @property
     def is_moe(self) -> bool:

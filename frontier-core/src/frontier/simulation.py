@@ -178,7 +178,7 @@ class Simulation:
             config.parallel,
             config.cache,
             dtype_bytes=DTYPE_BYTES[self.dtype],
-            weight_dtype_bytes=DTYPE_BYTES[self.model.weight_dtype or self.dtype],
+            weight_dtype_bytes=self.model.linear_weight_bytes(DTYPE_BYTES[self.dtype]),
             kv_dtype_bytes=DTYPE_BYTES[self.kv_cache_dtype],
             max_num_batched_tokens=max_tokens,
             max_num_seqs=max_seqs,
@@ -579,6 +579,9 @@ class Simulation:
                 "device": self.device.name,
                 "dtype": self.dtype,
                 "weight_dtype": self.model.weight_dtype or self.dtype,
+                "weight_bits": 8
+                * self.model.linear_weight_bytes(DTYPE_BYTES[self.dtype]),
+                "gemm_dtype": self.model.gemm_dtype or self.dtype,
                 "kv_cache_dtype": self.kv_cache_dtype,
                 "tensor_parallel_size": config.parallel.tensor_parallel_size,
                 "pipeline_parallel_size": config.parallel.pipeline_parallel_size,

@@ -137,7 +137,7 @@ def calibrate(
         number of samples and the fit's MAPE (percent).
     """
     costs = roofline.costs
-    peak, bandwidth = roofline.peak_flops, roofline.bandwidth
+    bandwidth = roofline.bandwidth
     factors: dict[str, OperatorFactors] = {}
     report: dict[str, dict[str, Any]] = {}
     for name, data in sorted(samples.items()):
@@ -157,6 +157,7 @@ def calibrate(
             flops, traffic = costs.flops_bytes(name, x[:, 0], x[:, 1])
         else:
             flops, traffic = costs.flops_bytes(name, x)
+        peak = roofline.peak_for(name)
         fitted, mape = fit_factors(flops, traffic, y, peak, bandwidth, combine)
         factors[name] = fitted
         report[name] = {"samples": int(positive.sum()), "mape_percent": 100 * mape}

@@ -33,7 +33,20 @@ from typing import Any
 
 from frontier.models import ModelSpec
 
-__all__ = ["OperatorCosts"]
+__all__ = ["QUANTISED_OPERATORS", "OperatorCosts"]
+
+QUANTISED_OPERATORS = frozenset(
+    (
+        "qkv_proj",
+        "o_proj",
+        "mlp_up_gate",
+        "mlp_down",
+        "moe_experts",
+        "moe_shared_experts",
+    )
+)
+"""Operators whose weights a quantised checkpoint stores narrow (the LM head and
+the MoE router stay in the model dtype)."""
 
 
 class OperatorCosts:
@@ -46,10 +59,11 @@ class OperatorCosts:
         kv_dtype_bytes: Bytes per KV-cache element.
         ep: Expert-parallel size (GPUs the routed experts are split over).
         weight_dtype_bytes: Bytes per weight of the quantised projections and
-            experts (an FP8 or INT8 checkpoint); ``dtype_bytes`` when unset. The
-            LM head and the MoE router stay at ``dtype_bytes``, as such
-            checkpoints keep them, and FLOPs are counted at the activation
-            dtype's peak (weight-only kernels dequantise to it).
+            experts, group scales included (``ModelSpec.linear_weight_bytes``:
+            1 for FP8 or INT8, about 0.52 for 4-bit GPTQ or AWQ);
+            ``dtype_bytes`` when unset. The LM head and the MoE router stay at
+            ``dtype_bytes``, as such checkpoints keep them. Which peak the
+            FLOPs run at is the roofline's choice (``QUANTISED_OPERATORS``).
     """
 
     def __init__(
@@ -59,7 +73,7 @@ class OperatorCosts:
         dtype_bytes: int,
         kv_dtype_bytes: int,
         ep: int = 1,
-        weight_dtype_bytes: int | None = None,
+        weight_dtype_bytes: float | None = None,
     ) -> None:
         self.model = model
         self.tp = tp

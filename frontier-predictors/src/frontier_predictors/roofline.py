@@ -30,7 +30,7 @@ from frontier.errors import ConfigError
 from frontier.models import DTYPE_BYTES
 from frontier.plugins import ExecutionContext, OperatorTimes, Predictor
 
-from frontier_predictors.costs import OperatorCosts
+from frontier_predictors.costs import QUANTISED_OPERATORS, OperatorCosts
 from frontier_predictors.operators import OPERATORS, Cost
 
 __all__ = [
@@ -198,6 +198,9 @@ class Roofline:
         peak_flops: Device peak for the dtype, FLOP/s.
         bandwidth: Memory bandwidth, B/s.
         factors: Per-operator efficiencies and overheads.
+        gemm_peak_flops: Device peak of the quantised projections and experts
+            (``QUANTISED_OPERATORS``) when a W8A8 checkpoint multiplies them in
+            FP8 or INT8; ``peak_flops`` when unset.
     """
 
     def __init__(
@@ -206,20 +209,28 @@ class Roofline:
         peak_flops: float,
         bandwidth: float,
         factors: dict[str, OperatorFactors],
+        gemm_peak_flops: float | None = None,
     ) -> None:
         self.costs = costs
         self.peak_flops = peak_flops
+        self.gemm_peak_flops = gemm_peak_flops or peak_flops
         self.bandwidth = bandwidth
         self.factors = factors
         self._rates = {
             name: (
-                1.0 / (peak_flops * f.compute_efficiency),
+                1.0 / (self.peak_for(name) * f.compute_efficiency),
                 1.0 / (bandwidth * f.memory_efficiency),
                 f.overhead_s,
                 f.overlap,
             )
             for name, f in factors.items()
         }
+
+    def peak_for(self, name: str) -> float:
+        """The peak FLOP/s operator ``name`` runs at."""
+        if name in QUANTISED_OPERATORS:
+            return self.gemm_peak_flops
+        return self.peak_flops
 
     def time(self, name: str, x: Any, y: Any = None) -> Any:
         """Seconds of operator ``name`` at feature ``x`` (and ``y``); arrays or
@@ -246,19 +257,32 @@ class Roofline:
 def roofline_for(
     context: ExecutionContext, factors: dict[str, OperatorFactors]
 ) -> Roofline:
-    """The roofline of ``context``'s model, device, TP and EP sizes and dtypes."""
-    weights = context.model.weight_dtype  # a quantised checkpoint's weights
+    """The roofline of ``context``'s model, device, TP and EP sizes and dtypes.
+
+    A quantised checkpoint's projections and experts read their stored weights
+    (``ModelSpec.linear_weight_bytes``); a W8A8 checkpoint's run at the device's
+    FP8 or INT8 peak (``ModelSpec.gemm_dtype``), which the catalogue sets equal
+    to the BF16 peak on GPUs without FP8 tensor cores, where vLLM falls back to
+    weight-only kernels.
+    """
+    model = context.model
+    dtype_bytes = DTYPE_BYTES[context.dtype]
     costs = OperatorCosts(
-        context.model,
+        model,
         context.parallel.tensor_parallel_size,
-        DTYPE_BYTES[context.dtype],
+        dtype_bytes,
         DTYPE_BYTES[context.kv_cache_dtype],
         ep=context.parallel.expert_parallel_size,
-        weight_dtype_bytes=DTYPE_BYTES[weights] if weights else None,
+        weight_dtype_bytes=model.linear_weight_bytes(dtype_bytes),
     )
     device = context.device
+    gemm_peak = device.peak_flops(model.gemm_dtype) if model.gemm_dtype else None
     return Roofline(
-        costs, device.peak_flops(context.dtype), device.memory_bandwidth, factors
+        costs,
+        device.peak_flops(context.dtype),
+        device.memory_bandwidth,
+        factors,
+        gemm_peak_flops=gemm_peak,
     )
 
 
