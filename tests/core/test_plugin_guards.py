@@ -89,6 +89,20 @@ class _StaleRunning(_Fcfs):
         pass
 
 
+class _NeverAllocates(_Fcfs):
+    """Admits every request without allocating KV blocks."""
+
+    def schedule(self, now):
+        batch = Batch()
+        for request in self.running:
+            batch.add(request, request.num_tokens - request.num_computed_tokens)
+        while self.waiting:
+            request = self.waiting.popleft()
+            self.running.append(request)
+            batch.add(request, request.num_tokens)
+        return self.answer(batch)
+
+
 class _NotABatch(_Fcfs):
     def answer(self, batch):
         return "not a batch"
@@ -130,6 +144,7 @@ class _Plugins:
             ("zero_tokens", _ZeroTokens),
             ("too_many_tokens", _TooManyTokens),
             ("stale_running", _StaleRunning),
+            ("never_allocates", _NeverAllocates),
         ):
             registry.register(name, cls, ReplicaSchedulerConfig)
 
@@ -199,3 +214,16 @@ def test_a_finished_request_scheduled_again_is_refused():
     # and last token in step 2, and finishes at 20 ms. Step 3 schedules them again.
     with pytest.raises(SimulationError, match=r"request 0 at t=0\.020000 s, but it"):
         _run("stale_running")
+
+
+def test_a_scheduler_that_never_allocates_kv_blocks_is_named():
+    """Without blocks the cache never filled and throughput tripled, silently."""
+    # Both 8-token prompts run in step 1 (10 ms); each decodes its second and
+    # last token in step 2 and finishes at 20 ms, having computed 8 + 1 = 9
+    # tokens while 0 blocks were held.
+    with pytest.raises(
+        SimulationError,
+        match=r"finished request 0 at t=0\.020000 s after computing 9 tokens, but "
+        r"the KV cache held 0 blocks of 16 tokens",
+    ):
+        _run("never_allocates")

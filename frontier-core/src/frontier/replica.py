@@ -399,7 +399,8 @@ class Replica:
         ):
             if not sampled:
                 continue
-            if request.num_preemptions != epoch:  # preempted while the step ran
+            preempted = request.num_preemptions != epoch
+            if preempted:  # preempted while the step ran
                 if not self._keeps_sample_of_preempted(request):
                     continue
                 request.num_tokens += 1  # the preemption dropped its placeholder
@@ -416,6 +417,8 @@ class Replica:
                 request.completed_at = now
                 if request.outcome is Outcome.PENDING:
                     request.outcome = Outcome.COMPLETED
+                if not preempted:
+                    self._check_held_kv(request, now)
                 self.block_manager.free(request)
                 self.num_outstanding -= 1
                 finished.append(request)
@@ -425,6 +428,26 @@ class Replica:
             metrics.record_request(request)
         self.scheduler.on_batch_end(flight.batch, finished, now)
         return finished
+
+    def _check_held_kv(self, request: Request, now: float) -> None:
+        """Stop the run, naming the scheduler, when ``request`` finishes while
+        the KV cache holds fewer blocks than its computed tokens fill: its
+        scheduler never allocated them (``ReplicaContext.block_manager``), and
+        the run would go on with a cache that never fills. Blocks shared by
+        prefix caching, and capacity held with ``take_blocks``, count; one
+        comparison per finished request."""
+        blocks = self.block_manager
+        held_tokens = blocks.num_used_blocks * blocks.block_size
+        if held_tokens >= request.num_computed_tokens:
+            return
+        raise SimulationError(
+            f"replica {self.replica_id}'s scheduler ({type(self.scheduler).__name__}) "
+            f"finished request {request.request_id} at t={now:.6f} s after computing "
+            f"{request.num_computed_tokens} tokens, but the KV cache held "
+            f"{blocks.num_used_blocks} blocks of {blocks.block_size} tokens: a "
+            "scheduler must allocate the blocks of every token it schedules "
+            "(context.block_manager.allocate, or take_blocks for a cache of its own)"
+        )
 
     def _keeps_sample_of_preempted(self, request: Request) -> bool:
         """Whether the token a step sampled for ``request``, preempted while the
