@@ -412,6 +412,10 @@ def _ct(weights: dict, activations: dict | None = None, groups: int = 1) -> dict
     }
 
 
+_INT4_G128 = {"num_bits": 4, "type": "int", "group_size": 128, "strategy": "group"}
+_NVFP4 = {"num_bits": 4, "type": "float", "group_size": 16, "strategy": "tensor_group"}
+
+
 @pytest.mark.parametrize(
     ("quantization", "weight_dtype", "weight_bits", "gemm_dtype"),
     [
@@ -422,15 +426,40 @@ def _ct(weights: dict, activations: dict | None = None, groups: int = 1) -> dict
             8.0,
             "fp8",
         ),
+        ({"quant_method": "fbgemm_fp8"}, "fp8", 8.0, "fp8"),
         ({"quant_method": "modelopt", "quant_algo": "FP8"}, "fp8", 8.0, "fp8"),
-        # GPTQ: 16-bit scale + bits-wide zero point per group of 128:
-        #   8 + (16 + 8) / 128 = 8.1875;  4 + (16 + 4) / 128 = 4.15625
-        ({"quant_method": "gptq", "bits": 8, "group_size": 128}, "int8", 8.1875, None),
-        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "int4", 4.15625, None),
+        # ModelOpt's nested form
+        (
+            {"quant_method": "modelopt", "quantization": {"quant_algo": "FP8"}},
+            "fp8",
+            8.0,
+            "fp8",
+        ),
+        # NVFP4: 4 bits + an FP8 scale per 16 weights = 4 + 8 / 16 = 4.5
+        ({"quant_method": "modelopt", "quant_algo": "NVFP4"}, "fp4", 4.5, "fp4"),
+        # GPTQ on vLLM's Marlin kernel (4 or 8 bits, sym, groups of 128): the
+        # zero points are dropped, a 16-bit scale per group stays:
+        #   8 + 16 / 128 = 8.125;  4 + 16 / 128 = 4.125
+        ({"quant_method": "gptq", "bits": 8, "group_size": 128}, "int8", 8.125, None),
+        ({"quant_method": "gptq", "bits": 4, "group_size": 128}, "int4", 4.125, None),
         # one scale per row (group_size -1) is left out
         ({"quant_method": "gptq", "bits": 4, "group_size": -1}, "int4", 4.0, None),
+        # off Marlin the bits-wide zero points stay: asymmetric 4 + 20 / 128,
+        # groups of 256 4 + 20 / 256, 3-bit 3 + 19 / 64
+        (
+            {"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": False},
+            "int4",
+            4.15625,
+            None,
+        ),
+        (
+            {"quant_method": "gptq", "bits": 4, "group_size": 256},
+            "int4",
+            4.078125,
+            None,
+        ),
         ({"quant_method": "gptq", "bits": 3, "group_size": 64}, "int3", 3.296875, None),
-        # AutoAWQ's key names; 4 + (16 + 4) / 128 = 4.15625
+        # AWQ keeps its 4-bit zero points: 4 + (16 + 4) / 128 = 4.15625
         (
             {
                 "quant_method": "awq",
@@ -442,28 +471,19 @@ def _ct(weights: dict, activations: dict | None = None, groups: int = 1) -> dict
             4.15625,
             None,
         ),
-        # no zero points: 4 + 16 / 64 = 4.25
+        # vLLM allocates them even with zero_point false: 4 + 20 / 64 = 4.3125
         (
             {"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": False},
             "int4",
-            4.25,
+            4.3125,
             None,
         ),
-        # compressed-tensors w4a16, symmetric: 4 + 16 / 128 = 4.125
-        (
-            _ct({"num_bits": 4, "type": "int", "group_size": 128, "strategy": "group"}),
-            "int4",
-            4.125,
-            None,
-        ),
+        # compressed-tensors W4A16, symmetric: 4 + 16 / 128 = 4.125
+        (_ct(_INT4_G128), "int4", 4.125, None),
         # asymmetric adds a 4-bit zero point: 4 + (16 + 4) / 128 = 4.15625
-        (
-            _ct({"num_bits": 4, "type": "int", "group_size": 128, "symmetric": False}),
-            "int4",
-            4.15625,
-            None,
-        ),
-        # W8A8 FP8 and INT8, per-channel scales (no group_size), two groups alike
+        (_ct({**_INT4_G128, "symmetric": False}), "int4", 4.15625, None),
+        # W8A16 FP8 (Marlin), W8A8 FP8 with per-channel scales, two groups alike
+        (_ct({"num_bits": 8, "type": "float"}), "fp8", 8.0, None),
         (
             _ct(
                 {"num_bits": 8, "type": "float", "strategy": "channel"},
@@ -474,35 +494,47 @@ def _ct(weights: dict, activations: dict | None = None, groups: int = 1) -> dict
             8.0,
             "fp8",
         ),
+        # W8A8 INT8, symmetric per-channel
         (
-            _ct({"num_bits": 8, "type": "int"}, {"num_bits": 8, "type": "int"}),
+            _ct(
+                {"num_bits": 8, "type": "int", "strategy": "channel"},
+                {"num_bits": 8, "type": "int"},
+            ),
             "int8",
             8.0,
             "int8",
         ),
-        # W4A8: 4-bit weights multiplied in FP8
-        (
-            _ct(
-                {"num_bits": 4, "type": "int", "group_size": 128},
-                {"num_bits": 8, "type": "float"},
-            ),
-            "int4",
-            4.125,
-            "fp8",
-        ),
+        # W4A8-FP8: 4-bit weights multiplied in FP8 (vLLM: Hopper only)
+        (_ct(_INT4_G128, {"num_bits": 8, "type": "float"}), "int4", 4.125, "fp8"),
+        # NVFP4 in compressed-tensors, W4A4 and weight-only
+        (_ct(_NVFP4, {"num_bits": 4, "type": "float"}), "fp4", 4.5, "fp4"),
+        (_ct(_NVFP4), "fp4", 4.5, None),
     ],
 )
 def test_quantised_checkpoints_are_sized_at_their_stored_bits(
     quantization, weight_dtype, weight_bits, gemm_dtype
 ):
-    """Each format's weights are sized with their group scales and zero points,
-    and W8A8 formats multiply in their 8-bit dtype."""
+    """Each format's weights are sized with what vLLM keeps of their group
+    scales and zero points, and W8A8 formats multiply in their 8-bit dtype."""
     model = spec_from_hf_config(_quantised(**quantization), "toy", "test")
     assert model.weight_dtype == weight_dtype
     assert model.weight_bits == weight_bits
     assert model.gemm_dtype == gemm_dtype
     assert model.dtype == "bfloat16"  # activations stay in the model dtype
     assert model.linear_weight_bytes(2) == weight_bits / 8
+
+
+def test_compressed_tensors_groups_without_weights_or_for_attention_are_skipped():
+    """vLLM skips a group targeting attention only (a KV-cache scheme) and treats
+    ``weights: null`` as unquantised; the linear layers' group decides."""
+    config = _ct(_INT4_G128)
+    config["config_groups"]["kv"] = {
+        "targets": ["LlamaAttention"],
+        "weights": {"num_bits": 8, "type": "float"},
+    }
+    config["config_groups"]["none"] = {"targets": ["Linear"], "weights": None}
+    model = spec_from_hf_config(_quantised(**config), "toy", "test")
+    assert (model.weight_dtype, model.weight_bits) == ("int4", 4.125)
 
 
 def test_an_unquantised_model_keeps_the_model_dtype_for_its_weights():
@@ -518,7 +550,8 @@ def test_an_unquantised_model_keeps_the_model_dtype_for_its_weights():
         ({"quant_method": "gptq", "bits": "four"}, "'four' bits"),
         ({"quant_method": "gptq", "bits": 5}, "5 bits"),
         (_ct({"num_bits": 2, "type": "int"}), "2 bits ('int')"),
-        (_ct({"num_bits": 4, "type": "float", "group_size": 16}), "4 bits ('float')"),
+        # MXFP4 (groups of 32), and FP4 without NVFP4's groups of 16
+        (_ct({"num_bits": 4, "type": "float", "group_size": 32}), "4 bits ('float')"),
         (
             _ct({"num_bits": 4, "type": "float"}, {"num_bits": 4, "type": "float"}),
             "4 bits ('float')",
@@ -527,8 +560,41 @@ def test_an_unquantised_model_keeps_the_model_dtype_for_its_weights():
             _ct({"num_bits": 8, "type": "int"}, {"num_bits": 4, "type": "int"}),
             "activations of 4 bits",
         ),
+        # W4A8-INT: no CUDA kernel in vLLM
+        (
+            _ct(_INT4_G128, {"num_bits": 8, "type": "int"}),
+            "weights of 4 bits ('int') and activations of 8 bits ('int')",
+        ),
+        # INT8 W8A8 needs symmetric per-tensor or per-channel weights
+        (
+            _ct(
+                {"num_bits": 8, "type": "int", "symmetric": False},
+                {"num_bits": 8, "type": "int"},
+            ),
+            "symmetric per-tensor",
+        ),
+        (
+            _ct({"num_bits": 8, "type": "int", "strategy": "tensor"}),
+            "per tensor (vLLM has no kernel",
+        ),
+        (
+            {**_ct(_INT4_G128), "format": "naive-quantized"},
+            "format 'naive-quantized'",
+        ),
+        (
+            {**_ct(_INT4_G128), "sparsity_config": {"sparsity_structure": "2:4"}},
+            "2:4 sparse",
+        ),
         ({"quant_method": "compressed-tensors"}, "no config_groups"),
-        ({"quant_method": "modelopt", "quant_algo": "NVFP4"}, "quant_algo 'NVFP4'"),
+        (
+            _ct({"num_bits": 8, "type": "int"})
+            | {"config_groups": {"g": {"weights": None}}},
+            "no group that quantises",
+        ),
+        (
+            {"quant_method": "modelopt", "quant_algo": "W4A8_AWQ"},
+            "quant_algo 'W4A8_AWQ'",
+        ),
         ({"quant_method": "bitsandbytes", "load_in_4bit": True}, "in bits"),
         ({"quant_method": "mxfp4"}, "in bits"),
     ],

@@ -191,3 +191,33 @@ def test_a_4_bit_awq_checkpoint_plans_its_own_weights_and_says_so():
     assert metadata["weight_dtype"] == "int4"
     assert metadata["weight_bits"] == 4.15625
     assert metadata["gemm_dtype"] == "float16"  # weight-only: the model dtype
+
+
+@pytest.mark.parametrize(
+    ("device", "gemm_dtype"), [("h100-sxm", "fp8"), ("a100-80gb", "bfloat16")]
+)
+def test_the_summary_names_the_dtype_an_fp8_checkpoint_multiplies_in(
+    tmp_path, device, gemm_dtype
+):
+    """FP8 GEMMs on the H100; on the A100, without FP8 tensor cores, vLLM runs
+    the weights through a weight-only kernel in the model dtype."""
+    import json
+
+    config = {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "intermediate_size": 11008,
+        "vocab_size": 32000,
+        "max_position_embeddings": 4096,
+        "torch_dtype": "bfloat16",
+        "quantization_config": {"quant_method": "fp8"},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    simulation = _build(
+        model={"name": "fp8", "config_path": str(path)}, device={"name": device}
+    )
+    metadata = simulation.run().summary["metadata"]
+    assert (metadata["weight_dtype"], metadata["weight_bits"]) == ("fp8", 8.0)
+    assert metadata["gemm_dtype"] == gemm_dtype

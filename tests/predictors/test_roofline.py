@@ -229,6 +229,10 @@ def test_w8a8_projections_run_at_the_8_bit_peak_and_weight_only_at_bf16():
     # A100: no FP8 tensor cores (the FP8 figure is the BF16 312), INT8 624 TOPS
     assert o_proj("a100-80gb", **fp8) == pytest.approx(flops / (312e12 * e) + overhead)
     assert o_proj("a100-80gb", **int8) == pytest.approx(flops / (624e12 * e) + overhead)
+    # NVFP4 W4A4: B200's FP4 9,000 TFLOP/s; weight-only at BF16 on the H100
+    fp4 = {"weight_dtype": "fp4", "weight_bits": 4.5, "gemm_dtype": "fp4"}
+    assert o_proj("b200", **fp4) == pytest.approx(flops / (9000e12 * e) + overhead)
+    assert o_proj("h100-sxm", **fp4) == pytest.approx(o_proj("h100-sxm"))
     # the LM head is not quantised: the BF16 peak on every checkpoint
     fp8_roofline = roofline_for(_quantised_context("h100-sxm", **fp8), factors)
     bf16_roofline = roofline_for(_quantised_context("h100-sxm"), factors)

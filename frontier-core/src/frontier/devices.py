@@ -38,6 +38,9 @@ class DeviceSpec:
         int8_tops: Peak dense INT8 tensor throughput, 1e12 OP/s, where it differs
             from the FP8 figure (Ampere: INT8 tensor cores, no FP8 ones);
             ``None`` for the FP8 figure.
+        fp4_tflops: Peak dense FP4 tensor throughput, 1e12 FLOP/s, on GPUs with
+            FP4 tensor cores (Blackwell); ``None`` elsewhere, where FP4 (NVFP4)
+            weights run through weight-only kernels at the BF16 peak.
         memory_gib: Device memory, GiB.
         memory_bandwidth_gbps: Memory bandwidth, 1e9 B/s.
         intra_node_bandwidth_gbps: Per-GPU one-direction link bandwidth inside a
@@ -60,6 +63,7 @@ class DeviceSpec:
     fp8_tflops: float
     fp32_tflops: float
     int8_tops: float | None = None
+    fp4_tflops: float | None = None
     memory_gib: float
     memory_bandwidth_gbps: float
     intra_node_bandwidth_gbps: float
@@ -83,6 +87,10 @@ class DeviceSpec:
             return self.fp16_tflops * 1e12
         if key == "int8" and self.int8_tops is not None:
             return self.int8_tops * 1e12
+        if key == "fp4":
+            if self.fp4_tflops is not None:
+                return self.fp4_tflops * 1e12
+            return self.bf16_tflops * 1e12
         if key.startswith(("fp8", "float8", "int8")):
             return self.fp8_tflops * 1e12
         return self.fp32_tflops * 1e12

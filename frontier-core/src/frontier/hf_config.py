@@ -156,35 +156,55 @@ def _refuse_quantisation(
 ) -> ConfigError:
     return ConfigError(
         f"{source}: field 'quantization_config' has quant_method {method!r} with "
-        f"{described}; Frontier sizes FP8 checkpoints (quant_method 'fp8', "
-        "'modelopt' FP8), GPTQ with 2, 3, 4 or 8-bit weights, 4-bit AWQ and "
-        "compressed-tensors with 4 or 8-bit weights (8-bit or no activation "
-        "quantisation). Remove quantization_config to simulate the checkpoint "
-        f"with {dtype} weights (more memory than it needs)."
+        f"{described}; Frontier sizes what vLLM runs of FP8 checkpoints "
+        "(quant_method 'fp8', 'fbgemm_fp8', 'modelopt' FP8), NVFP4 ('modelopt' "
+        "NVFP4, compressed-tensors), GPTQ with 2, 3, 4 or 8-bit weights, 4-bit "
+        "AWQ and compressed-tensors W4A16, W8A16, W8A8 and W4A8-FP8 "
+        "(docs/configuration.md lists the rules). Remove quantization_config to "
+        f"simulate the checkpoint with {dtype} weights (more memory than it needs)."
     )
 
 
+_MARLIN_GROUPS = (-1, 32, 64, 128)
+"""Group sizes of vLLM's GPTQ Marlin kernel (``marlin_utils``)."""
+
+_FP8 = _Quantisation("fp8", 8.0, "fp8")
+_NVFP4_BITS = 4 + 8 / 16
+"""NVFP4: FP4 weights with an FP8 scale per 16 (and one FP32 scale a tensor)."""
+
+
+def _modelopt_algo(quantization: dict[str, Any]) -> Any:
+    """ModelOpt's ``quant_algo``, top-level or in its nested ``quantization``."""
+    algo = quantization.get("quant_algo")
+    nested = quantization.get("quantization")
+    if algo is None and isinstance(nested, dict):
+        algo = nested.get("quant_algo")
+    return algo
+
+
 def _quantisation(config: dict[str, Any], source: str, dtype: str) -> _Quantisation:
-    """The stored weights and GEMM dtype of a quantised checkpoint.
+    """The weights vLLM keeps on the GPU for a quantised checkpoint, and the dtype
+    its GEMMs run in (vLLM 0.19's ``model_executor/layers/quantization``).
 
-    The formats vLLM loads, as their configs describe them:
-
-    - ``fp8`` (and ModelOpt's ``quant_algo = "FP8"``): FP8 weights and, on GPUs
-      with FP8 tensor cores, FP8 activations (vLLM's ``Fp8LinearMethod``
-      quantises them per tensor or per token; elsewhere it runs the weights
-      through a weight-only Marlin kernel, which the device's FP8 peak, equal to
-      its BF16 peak there, reproduces). Per-tensor, per-row or 128 x 128 block
-      scales are under 0.01 bit a weight and left out.
-    - ``gptq``: ``bits`` in 2, 3, 4, 8, a 16-bit scale and a packed ``bits``-wide
-      zero point per group of ``group_size`` weights: 4-bit in groups of 128 is
-      ``4 + 20 / 128 = 4.15625`` bits. Weight-only.
-    - ``awq`` (``bits`` or ``w_bit``, 4 only in vLLM; ``group_size`` or
-      ``q_group_size``): the same layout, zero points unless ``zero_point`` is
-      false. Weight-only.
-    - ``compressed-tensors``: every ``config_groups`` entry's ``weights``
-      (``num_bits`` 4 or 8, ``type``, ``group_size``, ``symmetric``) and
-      ``input_activations`` (absent: weight-only; 8-bit ``float`` or ``int``:
-      W8A8 or W4A8 GEMMs in that dtype); groups must agree.
+    - ``fp8``, ``fbgemm_fp8`` and ModelOpt ``FP8*``: FP8 weights and, on GPUs
+      with FP8 tensor cores (compute capability 8.9 on), FP8 activations
+      (``Fp8LinearMethod`` quantises them per tensor or per token); below, a
+      weight-only Marlin kernel, which the device's FP8 peak, equal to its BF16
+      peak there, reproduces. Per-tensor, per-row or 128 x 128 block scales are
+      under 0.01 bit a weight and left out.
+    - NVFP4 (ModelOpt ``NVFP4``, compressed-tensors 4-bit float weights in
+      groups of 16): 4 bits and an FP8 scale per 16 weights, 4.5 bits; FP4
+      GEMMs on Blackwell (the device's ``fp4_tflops``), weight-only elsewhere.
+    - ``gptq``: ``bits`` 2, 3, 4 or 8 with a 16-bit scale per group of
+      ``group_size``; the packed ``bits``-wide zero points stay on the GPU
+      except on the Marlin kernel (4 or 8 bits, ``sym``, groups of -1, 32, 64
+      or 128), which drops them after loading: 4-bit in groups of 128 is
+      ``4 + 16 / 128 = 4.125`` bits there, ``4 + 20 / 128`` otherwise.
+      Weight-only.
+    - ``awq`` (4 bits only; ``bits`` or ``w_bit``, ``group_size`` or
+      ``q_group_size``): a 16-bit scale and a 4-bit zero point per group, which
+      vLLM allocates whatever ``zero_point`` says. Weight-only.
+    - ``compressed-tensors``: see :func:`_compressed_tensors`.
 
     Raises:
         ConfigError: Any other format or width, naming the field.
@@ -198,12 +218,14 @@ def _quantisation(config: dict[str, Any], source: str, dtype: str) -> _Quantisat
             f"got {quantization!r}"
         )
     method = quantization.get("quant_method")
-    if method == "fp8":
-        return _Quantisation("fp8", 8.0, "fp8")
+    if method in ("fp8", "fbgemm_fp8"):
+        return _FP8
     if method == "modelopt":
-        algo = quantization.get("quant_algo")
+        algo = _modelopt_algo(quantization)
         if isinstance(algo, str) and algo.upper().startswith("FP8"):
-            return _Quantisation("fp8", 8.0, "fp8")
+            return _FP8
+        if isinstance(algo, str) and algo.upper() == "NVFP4":
+            return _Quantisation("fp4", _NVFP4_BITS, "fp4")
         raise _refuse_quantisation(source, method, f"quant_algo {algo!r}", dtype)
     if method in ("gptq", "awq"):
         bits = quantization.get("bits", quantization.get("w_bit"))
@@ -213,9 +235,15 @@ def _quantisation(config: dict[str, Any], source: str, dtype: str) -> _Quantisat
                 source, method, f"weights of {bits!r} bits", dtype
             )
         group = quantization.get("group_size", quantization.get("q_group_size"))
-        zeros = method == "gptq" or quantization.get("zero_point", True) is not False
+        marlin = (
+            method == "gptq"
+            and bits in (4, 8)
+            and quantization.get("sym", True) is not False
+            and (group is None or group in _MARLIN_GROUPS)
+        )
+        zero_bits = 0 if marlin else bits
         return _Quantisation(
-            f"int{bits}", _grouped_bits(bits, group, bits if zeros else 0, source), None
+            f"int{bits}", _grouped_bits(bits, group, zero_bits, source), None
         )
     if method == "compressed-tensors":
         return _compressed_tensors(quantization, source, dtype)
@@ -227,50 +255,120 @@ def _quantisation(config: dict[str, Any], source: str, dtype: str) -> _Quantisat
 def _compressed_tensors(
     quantization: dict[str, Any], source: str, dtype: str
 ) -> _Quantisation:
-    """The common scheme of a compressed-tensors checkpoint's ``config_groups``."""
+    """The scheme of a compressed-tensors checkpoint, as vLLM 0.19 picks it
+    (``CompressedTensorsConfig._get_scheme_from_parts``).
+
+    Groups with no ``weights`` or targeting attention only are not linear
+    layers' schemes and are skipped; the others must agree. ``weights`` and
+    ``input_activations`` (absent: weight-only) give:
+
+    - int 4 or 8-bit weights alone (W4A16, W8A16; ``pack-quantized``, group or
+      channel strategy): ``num_bits`` plus a 16-bit scale per group, and a
+      ``num_bits`` zero point per group when not ``symmetric``;
+    - FP8 weights alone (W8A16, Marlin) or with FP8 activations (W8A8-FP8);
+    - symmetric per-tensor or per-channel int8 weights with int8 activations
+      (W8A8-INT8, the device's ``int8_tops``);
+    - int4 weights with FP8 activations (W4A8-FP8, which vLLM runs on Hopper
+      only);
+    - NVFP4 weights (4-bit float in groups of 16) alone or with FP4
+      activations.
+
+    2:4 sparse checkpoints, int4 weights with int8 activations (no CUDA kernel)
+    and the rest are refused.
+    """
     method = "compressed-tensors"
+    sparsity = quantization.get("sparsity_config")
+    if isinstance(sparsity, dict) and sparsity.get("sparsity_structure") == "2:4":
+        raise _refuse_quantisation(source, method, "2:4 sparse weights", dtype)
     groups = quantization.get("config_groups")
     if not isinstance(groups, dict) or not groups:
         raise _refuse_quantisation(source, method, "no config_groups", dtype)
+    layout = quantization.get("format")
     schemes = set()
     for group in groups.values():
-        weights = group.get("weights") if isinstance(group, dict) else None
-        if not isinstance(weights, dict):
-            raise _refuse_quantisation(
-                source, method, "weights it does not describe in bits", dtype
-            )
-        bits, kind = weights.get("num_bits"), weights.get("type")
-        if not (
-            _is_integer(bits) and (kind, bits) in (("int", 4), ("int", 8), ("float", 8))
+        if not isinstance(group, dict):
+            raise _refuse_quantisation(source, method, f"a group {group!r}", dtype)
+        targets = group.get("targets")
+        weights = group.get("weights")
+        if weights is None or (
+            isinstance(targets, list)
+            and targets
+            and all(isinstance(t, str) and t.endswith("Attention") for t in targets)
         ):
-            raise _refuse_quantisation(
-                source, method, f"weights of {bits!r} bits ({kind!r})", dtype
-            )
-        zero_bits = 0 if weights.get("symmetric", True) is not False else bits
-        stored = _grouped_bits(bits, weights.get("group_size"), zero_bits, source)
-        activations = group.get("input_activations")
-        gemm = None
-        if activations is not None:
-            a_bits, a_kind = (
-                (activations.get("num_bits"), activations.get("type"))
-                if isinstance(activations, dict)
-                else (None, None)
-            )
-            if not (_is_integer(a_bits) and a_bits == 8 and a_kind in ("int", "float")):
-                raise _refuse_quantisation(
-                    source,
-                    method,
-                    f"activations of {a_bits!r} bits ({a_kind!r})",
-                    dtype,
-                )
-            gemm = "fp8" if a_kind == "float" else "int8"
-        weight_dtype = "fp8" if kind == "float" else f"int{bits}"
-        schemes.add(_Quantisation(weight_dtype, stored, gemm))
+            continue
+        schemes.add(
+            _ct_scheme(group, weights, group.get("format", layout), source, dtype)
+        )
+    if not schemes:
+        raise _refuse_quantisation(
+            source, method, "no group that quantises linear layers", dtype
+        )
     if len(schemes) > 1:
         raise _refuse_quantisation(
             source, method, "config_groups of different schemes", dtype
         )
     return schemes.pop()
+
+
+def _ct_scheme(
+    group: dict[str, Any], weights: Any, layout: Any, source: str, dtype: str
+) -> _Quantisation:
+    """One compressed-tensors group's scheme (see :func:`_compressed_tensors`)."""
+    method = "compressed-tensors"
+
+    def refuse(described: str) -> ConfigError:
+        return _refuse_quantisation(source, method, described, dtype)
+
+    if not isinstance(weights, dict):
+        raise refuse("weights it does not describe in bits")
+    bits, kind = weights.get("num_bits"), weights.get("type")
+    strategy = weights.get("strategy")
+    symmetric = weights.get("symmetric", True) is not False
+    group_size = weights.get("group_size")
+    activations = group.get("input_activations")
+    if activations is None:
+        a_bits, a_kind = None, None
+    elif isinstance(activations, dict):
+        a_bits, a_kind = activations.get("num_bits"), activations.get("type")
+    else:
+        raise refuse(f"input_activations {activations!r}")
+    described = f"weights of {bits!r} bits ({kind!r})"
+    if a_bits is not None:
+        described += f" and activations of {a_bits!r} bits ({a_kind!r})"
+    if not _is_integer(bits) or (a_bits is not None and not _is_integer(a_bits)):
+        raise refuse(described)
+    if kind == "float" and bits == 4 and group_size == 16:  # NVFP4
+        if a_bits is None:
+            return _Quantisation("fp4", _NVFP4_BITS, None)
+        if (a_kind, a_bits) == ("float", 4):
+            return _Quantisation("fp4", _NVFP4_BITS, "fp4")
+        raise refuse(described)
+    if kind == "float" and bits == 8:
+        if a_bits is None:
+            return _FP8._replace(gemm_dtype=None)
+        if (a_kind, a_bits) == ("float", 8):
+            return _FP8
+        raise refuse(described)
+    if kind != "int" or bits not in (4, 8):
+        raise refuse(described)
+    zero_bits = 0 if symmetric else bits
+    stored = _grouped_bits(bits, group_size, zero_bits, source)
+    if a_bits is None:  # W4A16 / W8A16
+        if strategy == "tensor":
+            raise refuse(described + " per tensor (vLLM has no kernel for it)")
+        if layout is not None and layout != "pack-quantized":
+            raise refuse(described + f" in format {layout!r} (vLLM: pack-quantized)")
+        return _Quantisation(f"int{bits}", stored, None)
+    if (a_kind, a_bits) == ("float", 8) and bits == 4:  # W4A8-FP8, Hopper
+        return _Quantisation("int4", stored, "fp8")
+    if (a_kind, a_bits) == ("int", 8) and bits == 8:  # W8A8-INT8
+        if not symmetric or strategy not in (None, "tensor", "channel"):
+            raise refuse(
+                described + " (vLLM runs INT8 W8A8 with symmetric per-tensor or "
+                "per-channel weights only)"
+            )
+        return _Quantisation("int8", stored, "int8")
+    raise refuse(described)
 
 
 def _text_config(config: dict[str, Any], source: str) -> dict[str, Any]:

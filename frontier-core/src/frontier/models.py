@@ -42,7 +42,7 @@ DTYPE_BYTES = {
     "int8": 1,
 }
 # Stored widths of quantised weights below a byte, in bits (``weight_dtype``).
-SUB_BYTE_WEIGHT_BITS = {"int4": 4, "int3": 3, "int2": 2}
+SUB_BYTE_WEIGHT_BITS = {"int4": 4, "int3": 3, "int2": 2, "fp4": 4}
 
 
 @attrs.frozen(kw_only=True)
@@ -65,14 +65,15 @@ class ModelSpec:
         tie_word_embeddings: Whether the LM head shares the embedding matrix.
         dtype: Activation dtype name, e.g. ``bfloat16`` (``torch_dtype``).
         weight_dtype: Dtype of the stored linear weights of a quantised checkpoint
-            (``fp8``, ``int8``, ``int4``, ``int3``, ``int2``); ``None`` when the
-            weights are in ``dtype``.
+            (``fp8``, ``int8``, ``fp4``, ``int4``, ``int3``, ``int2``); ``None``
+            when the weights are in ``dtype``.
         weight_bits: Bits one stored linear weight takes with its share of the
             group scales and zero points (4-bit AWQ in groups of 128:
             ``4 + (16 + 4) / 128 = 4.15625``); ``None`` for the bare width of
             ``weight_dtype``.
         gemm_dtype: Dtype the linear layers multiply in when the checkpoint
-            quantises activations too (``fp8`` or ``int8``, W8A8 checkpoints);
+            quantises activations too (``fp8``, ``int8`` or ``fp4``: W8A8, W4A8
+            and NVFP4 checkpoints) on GPUs with such tensor cores;
             ``None`` when they multiply in ``dtype`` (weight-only kernels
             dequantise to it).
         num_experts: Routed experts per MoE layer; 0 for a dense model.

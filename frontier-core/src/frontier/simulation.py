@@ -570,6 +570,16 @@ class Simulation:
             return False
         return True
 
+    def _gemm_dtype(self) -> str:
+        """The dtype the projections multiply in: a W8A8 (or FP4) checkpoint's on
+        a device whose peak for it is above the model dtype's, the model dtype
+        where vLLM falls back to weight-only kernels (FP8 on the A100)."""
+        gemm = self.model.gemm_dtype
+        device = self.device
+        if gemm and device.peak_flops(gemm) > device.peak_flops(self.dtype):
+            return gemm
+        return self.dtype
+
     def _summary(self, metrics: MetricsCollector) -> dict[str, Any]:
         config = self.config
         summary: dict[str, Any] = {
@@ -581,7 +591,7 @@ class Simulation:
                 "weight_dtype": self.model.weight_dtype or self.dtype,
                 "weight_bits": 8
                 * self.model.linear_weight_bytes(DTYPE_BYTES[self.dtype]),
-                "gemm_dtype": self.model.gemm_dtype or self.dtype,
+                "gemm_dtype": self._gemm_dtype(),
                 "kv_cache_dtype": self.kv_cache_dtype,
                 "tensor_parallel_size": config.parallel.tensor_parallel_size,
                 "pipeline_parallel_size": config.parallel.pipeline_parallel_size,
