@@ -46,7 +46,7 @@ from frontier.plugins import (
 from frontier.replica import Replica
 from frontier.request import Outcome, Request
 
-__all__ = ["RunResult", "Simulation", "resolve_dtypes", "run_directory"]
+__all__ = ["RunResult", "Simulation", "resolve_dtypes", "run_directory", "slug"]
 
 _ASYNC_WITH_STAGES = (
     "replica_scheduler.async_scheduling = true is modelled for replicas of one "
@@ -83,7 +83,9 @@ def resolve_dtypes(config: Config, model: ModelSpec) -> tuple[str, str]:
     return dtype, kv
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """``text`` as one folder name: characters other than letters, digits and
+    ``-._`` become ``_``."""
     keep = [c if c.isalnum() or c in "-._" else "_" for c in text]
     # No leading dots: "." and ".." would leave the output folder.
     return "".join(keep).strip("_").lstrip(".") or "run"
@@ -92,10 +94,10 @@ def _slug(text: str) -> str:
 def run_directory(config: Config, model_name: str, workload_label: str) -> Path:
     """``<output_dir>/<model>/<workload>/<run_id>``; a fresh timestamped id when
     ``metrics.run_id`` is unset (``-2``, ``-3``... when that folder exists)."""
-    base = Path(config.metrics.output_dir) / _slug(model_name.split("/")[-1])
-    base = base / _slug(workload_label)
+    base = Path(config.metrics.output_dir) / slug(model_name.split("/")[-1])
+    base = base / slug(workload_label)
     if config.metrics.run_id:
-        return base / _slug(config.metrics.run_id)
+        return base / slug(config.metrics.run_id)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     candidate = base / stamp
     suffix = 2

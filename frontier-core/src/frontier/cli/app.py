@@ -23,7 +23,7 @@ from rich.console import Console
 
 from frontier.cli.overrides import collect_overrides
 from frontier.config_build import build_config, config_to_toml, read_config_file
-from frontier.errors import FrontierError, FrontierWarning
+from frontier.errors import ConfigError, FrontierError, FrontierWarning
 
 __all__ = ["app", "main"]
 
@@ -124,6 +124,12 @@ def _plugins() -> Any:
 
 def _resolve(config_path: Path | None, sets: list[str] | None, **flags: Any) -> Any:
     data: dict[str, Any] = read_config_file(config_path) if config_path else {}
+    if "sweep" in data:
+        raise ConfigError(
+            f"{config_path} has a [sweep] table: run the sweep with `frontier sweep "
+            f"{config_path}`; this command runs one config (remove the table, and "
+            "choose the point with --set)"
+        )
     data = collect_overrides(data, sets or [], **flags)
     source = str(config_path) if config_path else "embedded default"
     if sets or any(value is not None for value in flags.values()):
@@ -217,6 +223,173 @@ def run(
     else:
         print_summary(stdout, result)
     _warn_if_nothing_completed(result.summary)
+
+
+@app.command()
+def sweep(
+    config_path: ConfigArg = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            help="Vary a field: dotted.path=v1,v2,... (repeatable; every "
+            "combination runs). Adds to the config's [sweep.grid].",
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    tp: TpOpt = None,
+    pp: PpOpt = None,
+    replicas: ReplicasOpt = None,
+    scheduler: SchedulerOpt = None,
+    predictor: PredictorOpt = None,
+    qps: QpsOpt = None,
+    num_requests: NumOpt = None,
+    trace: TraceOpt = None,
+    seed: SeedOpt = None,
+    output_dir: OutOpt = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Worker processes (local backend; default: CPUs).",
+        ),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="Where points run: local (processes) or ray.")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join (ray backend); a local one when unset."),
+    ] = None,
+    sweep_id: Annotated[
+        str | None,
+        typer.Option(help="Name of the sweep's folder (needed by --resume)."),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Reuse the points an earlier run of this sweep finished."
+        ),
+    ] = False,
+    no_output: Annotated[
+        bool, typer.Option("--no-output", help="Write no files; print the table.")
+    ] = False,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the table's rows as JSON on stdout.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress line.")
+    ] = False,
+) -> None:
+    """Run a config over a grid of values (in parallel, locally or on Ray) and
+    tabulate TTFT, TPOT, throughput... per point in sweep.csv."""
+    from frontier.cli.summary import print_sweep
+    from frontier.sweep import (
+        check_points,
+        expand_sweep,
+        parse_grid_option,
+        run_sweep,
+        split_sweep_table,
+        write_table,
+    )
+
+    source = str(config_path) if config_path else "embedded default"
+    data: dict[str, Any] = read_config_file(config_path) if config_path else {}
+    data, grid_values, zip_values = split_sweep_table(data, source)
+    data = collect_overrides(
+        data,
+        set_ or [],
+        model=model,
+        device=device,
+        tp=tp,
+        pp=pp,
+        replicas=replicas,
+        scheduler=scheduler,
+        predictor=predictor,
+        qps=qps,
+        num_requests=num_requests,
+        trace=trace,
+        seed=seed,
+        output_dir=output_dir,
+    )
+    for text in grid or []:
+        path, values = parse_grid_option(text)
+        grid_values[path] = values
+    if resume and (sweep_id is None or no_output):
+        raise ConfigError(
+            "--resume reuses the folder of an earlier sweep: name it with --sweep-id "
+            "(and do not pass --no-output)"
+        )
+    classes = _plugins().registry.config_classes()
+    base = build_config(data, classes, source)
+    points = expand_sweep(data, grid_values, zip_values)
+    check_points(points, classes, source)
+    sweep_dir = None
+    if not no_output:
+        sweep_dir = _sweep_directory(Path(base.metrics.output_dir), sweep_id)
+        if (sweep_dir / "sweep.csv").exists() and not resume:
+            stderr.print(f"note: replacing the earlier sweep in {sweep_dir}")
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    count = len(points)
+    finished = 0
+
+    def progress(result: Any) -> None:
+        nonlocal finished
+        finished += 1
+        if not quiet:
+            stderr.print(
+                f"sweep: {finished}/{count} points done (point {result.index}: "
+                f"{'reused' if result.reused else result.status})",
+                highlight=False,
+            )
+
+    results = run_sweep(
+        points,
+        sweep_dir,
+        backend=backend,
+        jobs=jobs,
+        ray_address=ray_address,
+        resume=resume,
+        config_classes=classes,
+        on_result=progress,
+    )
+    if sweep_dir is not None:
+        write_table(sweep_dir / "sweep.csv", points, results)
+    if json_:
+        from frontier.sweep import result_row
+
+        rows = [result_row(p, r) for p, r in zip(points, results, strict=True)]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+    else:
+        print_sweep(tables, points, results, sweep_dir)
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        stderr.print(
+            f"{len(failed)} of {count} points did not run to the end (their error "
+            "column says why)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _sweep_directory(root: Path, sweep_id: str | None) -> Path:
+    """``<output_dir>/sweeps/<sweep_id>``, a fresh timestamp when unnamed."""
+    import time
+
+    from frontier.simulation import slug
+
+    base = root / "sweeps"
+    if sweep_id:
+        return base / slug(sweep_id)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    candidate, suffix = base / stamp, 2
+    while candidate.exists():
+        candidate, suffix = base / f"{stamp}-{suffix}", suffix + 1
+    return candidate
 
 
 def _warn_if_nothing_completed(summary: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from frontier.simulation import RunResult
 
-__all__ = ["print_summary"]
+__all__ = ["print_summary", "print_sweep"]
 
 
 def _number(value: float | None, digits: int = 2) -> str:
@@ -62,3 +62,35 @@ def print_summary(console: Console, result: RunResult) -> None:
     )
     where = f" -> {result.output_dir}" if result.output_dir else ""
     console.print(f"simulated in {result.wall_time_s:.2f} s wall{where}")
+
+
+def print_sweep(console: Console, points: list, results: list, sweep_dir) -> None:
+    """One row per sweep point: its values, status and headline metrics."""
+    table = Table(title=f"Sweep of {len(points)} points")
+    paths = list(points[0].values) if points else []
+    for column in ("point", *paths, "status"):
+        table.add_column(column, no_wrap=True)
+    for column in ("req/s", "TTFT mean", "TPOT mean", "E2E mean", "rejected"):
+        table.add_column(column, justify="right")
+    for point, result in zip(points, results, strict=True):
+        cells = [str(point.index), *(str(point.values[p]) for p in paths)]
+        summary = result.summary
+        if summary is None:
+            cells += [result.status, "-", "-", "-", "-", "-"]
+        else:
+            requests = summary["requests"]
+            cells += [
+                result.status,
+                _number(summary["throughput"]["request_throughput_per_s"]),
+                _number(summary["ttft_ms"].get("mean")),
+                _number(summary["tpot_ms"].get("mean")),
+                _number(summary["e2e_ms"].get("mean")),
+                str(requests["rejected_too_long"] + requests["rejected_no_fit"]),
+            ]
+        table.add_row(*cells)
+    console.print(table)
+    for point, result in zip(points, results, strict=True):
+        if result.status != "ok":
+            console.print(f"point {point.index} {result.status}: {result.error}")
+    if sweep_dir is not None:
+        console.print(f"-> {sweep_dir / 'sweep.csv'}")
