@@ -71,7 +71,9 @@ class StepTimePredictor(Predictor):
 
 @attrs.frozen(kw_only=True)
 class LiteralConfig(WorkloadConfig):
-    """Requests listed in the config as ``[arrived_at_s, prompt, output]``."""
+    """Requests listed in the config as ``[arrived_at_s, prompt, output]``, or
+    ``[arrived_at_s, prompt, output, reasoning]`` (reasoning tokens lead the
+    output)."""
 
     type: str = "literal"
     requests: list[list[float]] = attrs.field(factory=list)
@@ -85,8 +87,17 @@ class LiteralGenerator(RequestGenerator):
         return len(self.config.requests)
 
     def __iter__(self):
-        for request_id, (arrived_at, prompt, output) in enumerate(self.config.requests):
-            yield Request(request_id, float(arrived_at), int(prompt), int(output))
+        for request_id, (arrived_at, prompt, output, *rest) in enumerate(
+            self.config.requests
+        ):
+            reasoning = int(rest[0]) if rest else 0
+            yield Request(
+                request_id,
+                float(arrived_at),
+                int(prompt),
+                int(output),
+                num_reasoning_tokens=reasoning,
+            )
 
 
 class FreeBackend(CCBackend):

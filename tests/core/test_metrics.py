@@ -152,6 +152,8 @@ def test_request_row_of_a_tiny_run(run_scenario, tmp_path):
         "requested_output_tokens": "3",
         "num_cached_tokens": "0",
         "num_preemptions": "0",
+        "reasoning_tokens": "0",
+        "answer_ttft_ms": "10.000000",  # no reasoning: the first token answers
     }
     assert result.summary["itl_ms"]["count"] == 2  # two gaps of 10 ms
     assert result.summary["itl_ms"]["mean"] == pytest.approx(10.0)

@@ -21,6 +21,7 @@ exact to the nanosecond.
 
 from __future__ import annotations
 
+import copy
 import csv
 import math
 from collections.abc import Callable
@@ -52,6 +53,8 @@ REQUEST_COLUMNS = (
     "requested_output_tokens",
     "num_cached_tokens",
     "num_preemptions",
+    "reasoning_tokens",
+    "answer_ttft_ms",
 )
 
 _PERCENTILES = (50, 90, 95, 99)
@@ -100,6 +103,11 @@ class MetricsCollector:
         self.e2e = Distribution()
         self.queue_delay = Distribution()
         self.itl = Distribution()
+        # TTFT to the first answer token: the TTFT distribution itself until a
+        # request reasons (then a copy of it, which goes its own way).
+        self.answer_ttft: Distribution | None = None
+        self.reasoning_requests = 0
+        self.reasoning_tokens = 0
         self.outcomes = dict.fromkeys(Outcome, 0)
         self.num_preemptions = 0
         self.num_preempted_requests = 0
@@ -131,9 +139,18 @@ class MetricsCollector:
         outcome = request.outcome
         self.outcomes[outcome] += 1
         completed = outcome in (Outcome.COMPLETED, Outcome.TRUNCATED)
-        ttft = tpot = e2e = queue = math.nan
+        ttft = tpot = e2e = queue = answer = math.nan
+        reasoning = request.num_reasoning_tokens
         if completed:
             ttft = request.first_token_at - request.arrived_at
+            if reasoning:
+                self._record_reasoning(request)
+                # NaN when the output was cut before the answer began
+                answer = request.first_answer_at - request.arrived_at
+            else:
+                answer = ttft
+            if self.answer_ttft is not None and answer == answer:
+                self.answer_ttft.add(answer)
             e2e = request.completed_at - request.arrived_at
             queue = request.scheduled_at - request.arrived_at
             self.ttft.add(ttft)
@@ -152,6 +169,7 @@ class MetricsCollector:
             self.num_preempted_requests += 1
             self.max_preemptions = max(self.max_preemptions, request.num_preemptions)
         if self._writer is not None:
+            ttft_text = _ms(ttft)
             self._writer.writerow(
                 (
                     request.request_id,
@@ -163,7 +181,7 @@ class MetricsCollector:
                     _ms(request.first_token_at),
                     _ms(request.completed_at),
                     _ms(queue),
-                    _ms(ttft),
+                    ttft_text,
                     _ms(tpot),
                     _ms(e2e),
                     request.num_prompt_tokens,
@@ -171,10 +189,23 @@ class MetricsCollector:
                     request.num_output_tokens,
                     request.num_cached_tokens,
                     request.num_preemptions,
+                    reasoning,
+                    _ms(answer) if reasoning else ttft_text,
                 )
             )
         if self._on_request is not None:
             self._on_request(request)
+
+    def _record_reasoning(self, request: Request) -> None:
+        """Count a completed reasoning request; the first one starts the answer
+        TTFT distribution from the TTFT of the requests before it, which
+        answered with their first token."""
+        if self.answer_ttft is None:
+            self.answer_ttft = copy.deepcopy(self.ttft)  # before this one's
+        self.reasoning_requests += 1
+        self.reasoning_tokens += min(
+            request.num_reasoning_tokens, request.num_generated
+        )
 
     def close(self) -> None:
         """Flush and close the request file."""
@@ -226,6 +257,12 @@ class MetricsCollector:
             "itl_ms": self.itl.summary(to_ms),
             "e2e_ms": self.e2e.summary(to_ms),
             "queue_delay_ms": self.queue_delay.summary(to_ms),
+            "answer_ttft_ms": (self.answer_ttft or self.ttft).summary(to_ms),
+            "reasoning": {
+                "requests": self.reasoning_requests,
+                "reasoning_tokens": self.reasoning_tokens,
+                "answer_tokens": self.output_tokens - self.reasoning_tokens,
+            },
             "throughput": {
                 "duration_s": duration,
                 "first_arrival_s": self.first_arrival

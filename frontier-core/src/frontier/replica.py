@@ -363,6 +363,11 @@ class Replica:
         for request in requests:
             first_gaps.append(first - request.last_token_at)
             request.num_computed_tokens += repeats
+            # A reasoning request whose answer starts inside the window.
+            answer = request.token_mark - request.num_generated
+            if 0 < answer <= repeats:
+                request.first_answer_at = ends[answer - 1]
+                request.token_mark = 0
             request.num_generated += repeats
             request.num_tokens += repeats
             request.last_token_at = last
@@ -408,10 +413,20 @@ class Replica:
                 request.num_tokens += 1
             generated = request.num_generated + 1
             request.num_generated = generated
-            if generated == 1:
-                request.first_token_at = now
-            else:
+            if generated != request.token_mark:
                 gaps.append(now - request.last_token_at)
+            elif generated == 1:
+                request.first_token_at = now
+                reasoning = request.num_reasoning_tokens
+                if reasoning:
+                    request.token_mark = reasoning + 1
+                else:
+                    request.first_answer_at = now
+                    request.token_mark = 0
+            else:  # a reasoning request's first answer token
+                gaps.append(now - request.last_token_at)
+                request.first_answer_at = now
+                request.token_mark = 0
             request.last_token_at = now
             if generated >= request.max_output_tokens:
                 request.completed_at = now

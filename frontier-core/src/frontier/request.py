@@ -41,12 +41,17 @@ class Request:
         block_hashes: Optional hashes of the prompt's full KV blocks, for prefix
             caching; the i-th hash identifies the first ``(i + 1) * block_size``
             prompt tokens.
+        num_reasoning_tokens: Of the output, the leading tokens a reasoning
+            ("thinking") model spends before its answer; the answer starts with
+            output token ``num_reasoning_tokens + 1`` (the OpenAI API counts
+            reasoning tokens in ``completion_tokens`` the same way).
     """
 
     __slots__ = (
         "arrived_at",
         "block_hashes",
         "completed_at",
+        "first_answer_at",
         "first_token_at",
         "last_token_at",
         "max_output_tokens",
@@ -57,6 +62,7 @@ class Request:
         "num_output_tokens",
         "num_preemptions",
         "num_prompt_tokens",
+        "num_reasoning_tokens",
         "num_tokens",
         "outcome",
         "queued_at",
@@ -64,6 +70,7 @@ class Request:
         "request_id",
         "scheduled_at",
         "scheduler_state",
+        "token_mark",
     )
 
     def __init__(
@@ -73,6 +80,7 @@ class Request:
         num_prompt_tokens: int,
         num_output_tokens: int,
         block_hashes: tuple[int, ...] | None = None,
+        num_reasoning_tokens: int = 0,
     ) -> None:
         self.request_id = request_id
         self.arrived_at = arrived_at
@@ -80,6 +88,11 @@ class Request:
         self.num_output_tokens = num_output_tokens
         self.max_output_tokens = num_output_tokens
         self.block_hashes = block_hashes
+        self.num_reasoning_tokens = num_reasoning_tokens
+        # The output count at which the replica next records a time: 1 (the
+        # first token), then a reasoning request's first answer token; 0 after.
+        self.token_mark = 1
+        self.first_answer_at = math.nan
         self.num_tokens = num_prompt_tokens
         self.num_computed_tokens = 0
         self.num_generated = 0

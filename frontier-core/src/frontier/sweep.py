@@ -69,7 +69,7 @@ _METRICS = [
     ("total_token_throughput_per_s", "throughput", "total_token_throughput_per_s"),
     *(
         (f"{metric}_{stat}", f"{metric}_ms", stat)
-        for metric in ("ttft", "tpot", "itl", "e2e")
+        for metric in ("ttft", "tpot", "itl", "e2e", "answer_ttft")
         for stat in ("mean", "p50", "p90", "p99")
     ),
     ("preemptions", "preemption", "total"),

@@ -43,6 +43,8 @@ def print_summary(console: Console, result: RunResult) -> None:
     for column in ("metric (ms)", "mean", "p50", "p90", "p99"):
         table.add_column(column, justify="right" if column != "metric (ms)" else "left")
     _row(table, "TTFT", summary["ttft_ms"])
+    if summary["reasoning"]["requests"]:
+        _row(table, "answer TTFT", summary["answer_ttft_ms"])
     _row(table, "TPOT", summary["tpot_ms"])
     _row(table, "ITL", summary["itl_ms"])
     _row(table, "E2E latency", summary["e2e_ms"])

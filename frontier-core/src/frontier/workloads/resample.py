@@ -1,8 +1,9 @@
 """A trace's length distribution, stretched to any number of requests.
 
-The trace's ``(num_prefill_tokens, num_decode_tokens)`` pairs are read once; each
-generated request draws one pair uniformly with replacement (a seeded bootstrap, so
-prompt and output lengths keep their joint distribution), and arrivals come from an
+The trace's ``(num_prefill_tokens, num_decode_tokens)`` pairs (with
+``num_reasoning_tokens`` where the trace has it) are read once; each generated
+request draws one row uniformly with replacement (a seeded bootstrap, so prompt,
+output and reasoning lengths keep their joint distribution), and arrivals come from an
 arrival process at ``qps``. This is how a 19,366-request trace becomes a
 million-request benchmark with the same traffic mix. Other columns, ``arrived_at``
 and ``block_hash_ids`` included, are not read: the generated requests share no
@@ -61,12 +62,16 @@ class ResampleGenerator(RequestGenerator):
         )
         # Only the lengths are drawn, so a block_hash_ids column is not read.
         reader.provides_block_hashes = False
-        pairs = [(r.num_prompt_tokens, r.num_output_tokens) for r in reader]
-        if not pairs:
+        rows = [
+            (r.num_prompt_tokens, r.num_output_tokens, r.num_reasoning_tokens)
+            for r in reader
+        ]
+        if not rows:
             raise InputError(f"{config.path}: the trace has no requests to resample")
-        table = np.array(pairs, dtype=np.int64)
+        table = np.array(rows, dtype=np.int64)
         self._prompts = table[:, 0]
         self._outputs = table[:, 1]
+        self._reasoning = table[:, 2] if table[:, 2].any() else None
         self._stem = Path(config.path).stem
 
     @property
@@ -91,10 +96,16 @@ class ResampleGenerator(RequestGenerator):
         while request_id < config.num_requests:
             size = min(CHUNK, config.num_requests - request_id)
             picks = index_rng.integers(0, rows, size=size)
-            for prompt, output in zip(
-                self._prompts[picks].tolist(),
-                self._outputs[picks].tolist(),
-                strict=True,
+            prompts = self._prompts[picks].tolist()
+            outputs = self._outputs[picks].tolist()
+            if self._reasoning is None:
+                for prompt, output in zip(prompts, outputs, strict=True):
+                    yield Request(request_id, next(times), prompt, output)
+                    request_id += 1
+                continue
+            thoughts = self._reasoning[picks].tolist()
+            for prompt, output, thinking in zip(
+                prompts, outputs, thoughts, strict=True
             ):
-                yield Request(request_id, next(times), prompt, output)
+                yield Request(request_id, next(times), prompt, output, None, thinking)
                 request_id += 1

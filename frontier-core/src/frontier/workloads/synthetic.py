@@ -27,7 +27,12 @@ class SyntheticConfig(WorkloadConfig):
         qps: Mean arrival rate, requests per second (ignored when offline).
         cv: Coefficient of variation of gamma gaps (1 is Poisson).
         prompt_tokens: Prompt length distribution.
-        output_tokens: Output length distribution.
+        output_tokens: Output length distribution (the answer, with
+            ``reasoning_tokens``).
+        reasoning_tokens: Distribution of the tokens a reasoning ("thinking")
+            model generates before its answer; each request then generates a
+            draw of it followed by a draw of ``output_tokens``. Unset: no
+            reasoning.
         seed: Seed of this workload; the run's seed when unset.
     """
 
@@ -42,6 +47,7 @@ class SyntheticConfig(WorkloadConfig):
     output_tokens: LengthDistribution = attrs.field(
         factory=lambda: LengthDistribution(distribution="uniform", min=32, max=512)
     )
+    reasoning_tokens: LengthDistribution | None = None
     seed: int | None = None
 
 
@@ -65,11 +71,25 @@ class SyntheticGenerator(RequestGenerator):
     def __iter__(self) -> Iterator[Request]:
         config = self.config
         seed = self.context.seed if config.seed is None else config.seed
-        arrival_rng, prompt_rng, output_rng = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+        # The reasoning stream is the fourth child: the first three, and so
+        # the workload without reasoning, stay as they were.
+        arrival_rng, prompt_rng, output_rng, reasoning_rng = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
         )
         times = arrival_times(config.arrival, config.qps, config.cv, arrival_rng)
         prompts = lengths(config.prompt_tokens, prompt_rng)
         outputs = lengths(config.output_tokens, output_rng)
+        if config.reasoning_tokens is None:
+            for request_id in range(config.num_requests):
+                yield Request(request_id, next(times), next(prompts), next(outputs))
+            return
+        thoughts = lengths(config.reasoning_tokens, reasoning_rng)
         for request_id in range(config.num_requests):
-            yield Request(request_id, next(times), next(prompts), next(outputs))
+            thinking = next(thoughts)
+            yield Request(
+                request_id,
+                next(times),
+                next(prompts),
+                thinking + next(outputs),
+                num_reasoning_tokens=thinking,
+            )

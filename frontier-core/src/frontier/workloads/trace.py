@@ -8,7 +8,10 @@ only once):
   of at least 1);
 - ``arrived_at`` (optional): arrival time in seconds, non-decreasing;
 - ``block_hash_ids`` (optional): ``|``-separated ids of the prompt's full KV blocks;
-  equal ids at equal positions mean equal blocks, as in a prefix-cache trace.
+  equal ids at equal positions mean equal blocks, as in a prefix-cache trace;
+- ``num_reasoning_tokens`` (optional): of ``num_decode_tokens``, the leading
+  tokens a reasoning model spends thinking (0 up to ``num_decode_tokens - 1``:
+  the answer has at least one token); blank means 0.
 
 Arrivals come from the trace (``arrival = "auto"`` with no ``qps``, or ``"trace"``) or
 are generated at ``qps`` by an arrival process; ``"offline"`` puts every request at 0.
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 _REQUIRED = ("num_prefill_tokens", "num_decode_tokens")
-_OPTIONAL = ("arrived_at", "block_hash_ids")
+_OPTIONAL = ("arrived_at", "block_hash_ids", "num_reasoning_tokens")
 
 DEFAULT_HASH_BLOCK_SIZE = 16
 """Tokens per block of ``block_hash_ids`` when ``workload.hash_block_size`` is unset."""
@@ -274,6 +277,7 @@ class TraceGenerator(RequestGenerator):
         time_col = index.get("arrived_at")
         # Without provides_block_hashes (a reader of lengths only) ids are not read.
         hash_col = index.get("block_hash_ids") if self.provides_block_hashes else None
+        reasoning_col = index.get("num_reasoning_tokens")
         limit = config.num_requests
         previous = -math.inf
         for request_id, (row_number, row) in enumerate(self._rows()):
@@ -300,7 +304,10 @@ class TraceGenerator(RequestGenerator):
             hashes = None
             if hash_col is not None and row[hash_col].strip():
                 hashes = self._hashes(row[hash_col], prompt, row_number)
-            yield Request(request_id, arrived_at, prompt, output, hashes)
+            reasoning = 0
+            if reasoning_col is not None and row[reasoning_col].strip():
+                reasoning = self._reasoning(row[reasoning_col], output, row_number)
+            yield Request(request_id, arrived_at, prompt, output, hashes, reasoning)
 
     def _rows(self) -> Iterator[tuple[int, list[str]]]:
         """The data rows that are not blank, numbered from 2 (the header is 1)."""
@@ -341,6 +348,24 @@ class TraceGenerator(RequestGenerator):
             raise InputError(
                 f"{self.path}, row {row_number}, column {name}: {value} tokens; every "
                 "request needs at least 1"
+            )
+        return value
+
+    def _reasoning(self, text: str, output: int, row_number: int) -> int:
+        """A row's ``num_reasoning_tokens``: a whole number from 0 to one less
+        than its ``num_decode_tokens``."""
+        where = f"{self.path}, row {row_number}, column num_reasoning_tokens"
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise InputError(
+                f"{where}: {_quote(text.strip())!r} is not a whole number of tokens"
+            ) from None
+        if not 0 <= value < output:
+            raise InputError(
+                f"{where}: {value} tokens of reasoning in an output of {output}; "
+                "give 0 up to num_decode_tokens - 1 (reasoning tokens are part of "
+                "the output, and the answer has at least one token)"
             )
         return value
 
