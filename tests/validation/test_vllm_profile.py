@@ -307,3 +307,51 @@ def test_registered_as_a_predictor_plugin():
     """``vllm_profile`` is found through the entry points."""
     entry = load_plugins().registry.get("predictor", "vllm_profile")
     assert entry.factory is VllmProfilePredictor
+
+
+def _append(path: Path, line: str) -> int:
+    """Append ``line`` to the CSV ``path``; return its row number (header 1)."""
+    lines = path.read_text("utf-8").splitlines()
+    path.write_text("\n".join([*lines, line]) + "\n", "utf-8")
+    return len(lines) + 1
+
+
+@pytest.mark.parametrize(
+    ("file", "row_of", "what"),
+    [
+        # a second down_proj time at the first down_proj row's tokens, x100
+        ("dense.csv", "down_proj,", "layer 'down_proj' at tokens = "),
+        ("attention.csv", "0,0,1,", "prefill_chunk = 0, kv_prefill = 0, n_decode = 1"),
+    ],
+)
+def test_a_point_measured_twice_is_refused_naming_both_rows(
+    profile, file, row_of, what
+):
+    """Conflicting rows for one point were used silently (the last won): a
+    profile with every down_proj row doubled at 100x time ran 14x slower."""
+    path = profile / "tp1" / file
+    lines = path.read_text("utf-8").splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith(row_of))
+    cells = lines[first].split(",")
+    again = _append(path, ",".join([*cells[:-1], str(float(cells[-1]) * 100)]))
+    with pytest.raises(
+        InputError,
+        match=rf"{file}, row {again}: {what}.* again \(first at row {first + 1}\)",
+    ):
+        predictor(profile)
+
+
+def test_an_moe_point_measured_twice_is_refused(moe_profile):
+    path = moe_profile / "tp1" / "moe.csv"
+    first = path.read_text("utf-8").splitlines()[1].split(",")
+    again = _append(path, ",".join([*first[:-1], "999"]))
+    with pytest.raises(InputError, match=rf"moe\.csv, row {again}: tokens = .* again"):
+        predictor(moe_profile, moe=True)
+
+
+def test_a_skew_fit_without_meta_yaml_says_the_file_is_missing(skewed_profile):
+    """The message named a meta.yaml inside tp1/ that never existed as lacking
+    its bins."""
+    (skewed_profile / "meta.yaml").unlink()
+    with pytest.raises(InputError, match=r"needs the profile's meta\.yaml"):
+        predictor(skewed_profile)

@@ -79,13 +79,33 @@ def refuse_all_zero(path: Path, what: str, times) -> None:
         )
 
 
+class _Keys:
+    """The rows seen of a table, by key: a key given twice is refused, naming
+    both rows (which time would count is anybody's guess)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[Any, int] = {}
+
+    def add(self, key: Any, row_number: int, described: str) -> None:
+        first = self.rows.setdefault(key, row_number)
+        if first != row_number:
+            raise InputError(
+                f"{self.path}, row {row_number}: {described} again (first at row "
+                f"{first}); keep one measurement per point of the table"
+            )
+
+
 def read_series(path: Path, key: str) -> dict[str, dict[int, float]]:
     """``layer -> {key value -> time_us}`` of a dense or per-sequence CSV."""
     series: dict[str, dict[int, float]] = {}
+    seen = _Keys(path)
     for row_number, row in enumerate(read_rows(path, ("layer", key, "time_us")), 2):
         x = int(read_number(path, row_number, key, row[key]))
         t = read_number(path, row_number, "time_us", row["time_us"])
-        series.setdefault(row["layer"].strip(), {})[x] = t
+        layer = row["layer"].strip()
+        seen.add((layer, x), row_number, f"layer {layer!r} at {key} = {x}")
+        series.setdefault(layer, {})[x] = t
     for layer, times in series.items():
         refuse_all_zero(path, f"layer {layer!r}", list(times.values()))
     return series
@@ -202,11 +222,15 @@ class AttentionTable:
         names = ("prefill_chunk", "kv_prefill", "n_decode", "kv_decode")
         rows = read_rows(path, (*names, "time_us"))
         points = np.empty((len(rows), 5))
+        seen = _Keys(path)
         for row_number, row in enumerate(rows, 2):
             for j, name in enumerate((*names, "time_us")):
                 points[row_number - 2, j] = read_number(
                     path, row_number, name, row[name]
                 )
+            key = tuple(points[row_number - 2, :4].tolist())
+            where = ", ".join(f"{n} = {v:g}" for n, v in zip(names, key, strict=True))
+            seen.add(key, row_number, where)
         refuse_all_zero(path, "the attention table", points[:, 4].tolist())
         self.chunks = np.unique(points[:, 0])
         self.kvs = np.unique(np.concatenate([points[:, 1], points[:, 3]]))
@@ -345,6 +369,7 @@ class SkewCorrection:
         fit_path = folder / "skew_fit.csv"
         columns = ("pc", "n_label", "skew_rate_label", "kv_big_label", "kp_label")
         self.alphas: dict[tuple[Any, ...], float] = {}
+        seen = _Keys(fit_path)
         for row_number, row in enumerate(read_rows(fit_path, (*columns, "alpha")), 2):
             chunk = int(read_number(fit_path, row_number, "pc", row["pc"]))
             try:
@@ -355,6 +380,7 @@ class SkewCorrection:
                     "is not a number"
                 ) from None
             key = (chunk, *(row[c].strip() for c in columns[1:]))
+            seen.add(key, row_number, "bucket " + ", ".join(map(str, key)))
             self.alphas[key] = alpha
         self.chunks = sorted({key[0] for key in self.alphas})
         self._positive_chunks = [c for c in self.chunks if c > 0]
@@ -427,9 +453,15 @@ class MoeTable:
         names = ("tokens", "activated_experts", "time_us")
         rows = read_rows(path, names)
         values = {}
+        seen = _Keys(path)
         for row_number, row in enumerate(rows, 2):
             tokens, experts, time_us = (
                 read_number(path, row_number, n, row[n]) for n in names
+            )
+            seen.add(
+                (tokens, experts),
+                row_number,
+                f"tokens = {tokens:g}, activated_experts = {experts:g}",
             )
             values[(tokens, experts)] = time_us * US
         if not values:

@@ -211,6 +211,13 @@ class VllmProfilePredictor(Predictor):
             meta = self.folder.parent / "meta.yaml"
             if not meta.is_file():
                 meta = self.folder / "meta.yaml"
+            if not meta.is_file():
+                raise InputError(
+                    f"{self.folder / 'skew_fit.csv'} needs the profile's meta.yaml "
+                    f"(its skew_fit.bucket_axes), in {self.folder.parent} or "
+                    f"{self.folder}, and there is none; restore it, or set "
+                    "predictor.skew_correction = false to go without the correction"
+                )
             self._skew = SkewCorrection(self.folder, meta)
         self.num_skew_corrected = 0
 
