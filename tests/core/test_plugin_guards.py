@@ -7,14 +7,15 @@ import math
 from collections import deque
 
 import attrs
+import numpy as np
 import pytest
 from conftest import StepTimeConfig, StepTimePredictor, _TestPlugins, tiny_config
 from frontier.batch import Batch
-from frontier.config import ReplicaSchedulerConfig
+from frontier.config import ClusterSchedulerConfig, ReplicaSchedulerConfig
 from frontier.config_build import build_config
 from frontier.errors import SimulationError
 from frontier.hookspecs import hookimpl
-from frontier.plugins import OperatorTimes, ReplicaScheduler
+from frontier.plugins import ClusterScheduler, OperatorTimes, ReplicaScheduler
 from frontier.registry import load_plugins
 from frontier.simulation import Simulation
 
@@ -130,7 +131,30 @@ class _BadTimes(StepTimePredictor):
         return _BAD_TIMES[self.config.bad]
 
 
+@attrs.frozen(kw_only=True)
+class _FixedRouteConfig(ClusterSchedulerConfig):
+    type: str = "fixed_route"
+    answer: str = "0"  # what route() returns: an int's text, "numpy1" or text
+
+
+class _FixedRoute(ClusterScheduler):
+    """Routes every request to ``answer``, whatever it is."""
+
+    def route(self, request, replicas):
+        answer = self.config.answer
+        if answer == "numpy1":
+            return np.int64(1)
+        try:
+            return int(answer)
+        except ValueError:
+            return answer
+
+
 class _Plugins:
+    @hookimpl
+    def frontier_register_cluster_schedulers(self, registry):
+        registry.register("fixed_route", _FixedRoute, _FixedRouteConfig)
+
     @hookimpl
     def frontier_register_predictors(self, registry):
         registry.register("bad_times", _BadTimes, _BadTimesConfig)
@@ -227,3 +251,29 @@ def test_a_scheduler_that_never_allocates_kv_blocks_is_named():
         r"the KV cache held 0 blocks of 16 tokens",
     ):
         _run("never_allocates")
+
+
+@pytest.mark.parametrize("answer", ["-1", "2", "zero"])
+def test_a_router_answering_no_replica_is_named(answer):
+    """-1 picked the last replica silently; 2 (of 2) or text failed inside the
+    core, blamed on Frontier."""
+    with pytest.raises(
+        SimulationError,
+        match=r"\(_FixedRoute\) routed request 0 at t=0.000000 s to replica .*"
+        r"from 0 to 1",
+    ):
+        _run(
+            "fcfs_ok",
+            parallel={"num_replicas": 2},
+            cluster_scheduler={"type": "fixed_route", "answer": answer},
+        )
+
+
+def test_a_router_may_answer_a_numpy_integer():
+    summary = _run(
+        "fcfs_ok",
+        parallel={"num_replicas": 2},
+        cluster_scheduler={"type": "fixed_route", "answer": "numpy1"},
+    ).summary
+    assert summary["requests"]["completed"] == 2
+    assert [r["batches"] > 0 for r in summary["replicas"]] == [False, True]

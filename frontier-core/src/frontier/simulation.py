@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -462,7 +463,10 @@ class Simulation:
                         )
                     if not self._admit(request, max_model_len, metrics):
                         continue
-                    replica = replicas[router.route(request, replicas)]
+                    index = router.route(request, replicas)
+                    if type(index) is not int or not 0 <= index < len(replicas):
+                        index = self._check_route(router, request, index, now)
+                    replica = replicas[index]
                     replica.add_request(request, now)
                     group = replica.group
                     if group is not None:
@@ -581,6 +585,25 @@ class Simulation:
         if gemm and device.peak_flops(gemm) > device.peak_flops(self.dtype):
             return gemm
         return self.dtype
+
+    def _check_route(
+        self, router: Any, request: Request, index: Any, now: float
+    ) -> int:
+        """``index`` as a replica index (a NumPy integer passes), or stop the run
+        naming the router: a bad index failed deep in the core, or (-1) silently
+        picked the last replica."""
+        count = len(self.replicas)
+        if (
+            isinstance(index, numbers.Integral)
+            and not isinstance(index, bool)
+            and 0 <= index < count
+        ):
+            return int(index)
+        raise SimulationError(
+            f"the cluster scheduler ({type(router).__name__}) routed request "
+            f"{request.request_id} at t={now:.6f} s to replica {index!r}; route() "
+            f"must return an index from 0 to {count - 1}"
+        )
 
     def _summary(self, metrics: MetricsCollector) -> dict[str, Any]:
         config = self.config
