@@ -222,17 +222,23 @@ def _write_catalogue(tmp_path, old: str, new: str):
         ("memory_bandwidth_gbps = 1000.0", "memory_bandwidth_gbps = nan"),
         ("inter_node_bandwidth_gbps = 12.5", "inter_node_bandwidth_gbps = inf"),
         ("memory_gib = 24.0", "memory_gib = true"),
+        # finite but beyond any device: 1e300 GiB overflowed the memory planner
+        # (blamed on Frontier), 1e-300 GB/s gave 1e295-second steps
+        ("memory_gib = 24.0", "memory_gib = 1e300"),
+        ("inter_node_bandwidth_gbps = 12.5", "inter_node_bandwidth_gbps = 1e-300"),
+        ("bf16_tflops = 100.0", "bf16_tflops = 2e9"),
     ],
 )
 def test_non_finite_figures_are_refused(tmp_path, old, new):
-    """inf, nan and booleans are not figures: the file, device and field are named."""
+    """inf, nan, booleans and figures no device has are refused: the file,
+    device and field are named."""
     path = _write_catalogue(tmp_path, old, new)
     field = new.split(" = ")[0]
     with pytest.raises(ConfigError) as error:
         load_device("my-gpu", catalogue_path=path)
     message = str(error.value)
     assert f"device.{field} of 'my-gpu' ({path})" in message
-    assert "finite number greater than 0" in message
+    assert "a number from 0.001 to 1e9" in message
 
 
 def test_gpus_per_node_must_be_a_whole_number(tmp_path):

@@ -227,3 +227,21 @@ def test_a_dry_run_warns_that_this_machine_would_measure_the_cpu(dense_path, tmp
     assert "h100-sxm (catalogue peaks)" in result.output
     assert "would be refused" in result.output
     assert "measures the CPU (numpy backend)" in result.output
+
+
+def test_an_output_folder_that_cannot_be_made_is_an_input_error(dense_path, tmp_path):
+    """A plain file where the folder should go raised NotADirectoryError, blamed
+    on Frontier."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"--out .*cannot create the profile folder"):
+        _invoke(
+            "linear",
+            "-m",
+            dense_path,
+            "-o",
+            str(blocker),
+            "--backend",
+            "numpy",
+            *SMALL_GRID,
+        )

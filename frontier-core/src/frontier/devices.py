@@ -110,19 +110,30 @@ _NUMBERS = [field for field in _KEYS if field != "vendor"]
 _INTEGERS = {"gpus_per_node"}
 
 
+_SMALLEST, _LARGEST = 1e-3, 1e9
+"""Bounds of a device figure in its unit: below 0.001 (1 MB/s, 1 GFLOP/s, 1 MiB)
+or above 1e9 (an exaflop-scale TFLOP/s figure, a 1e9 GiB memory) no device
+exists, and the arithmetic leaves floating point (1e300 GiB overflowed the
+memory planner; 1e-300 GB/s gave steps of 1e295 s)."""
+
+
 def _check_number(field: str, value: Any, where: str) -> None:
-    """Refuse a figure that is not a finite number above 0 (an integer for
-    ``gpus_per_node``); ``where`` names the device and its file."""
+    """Refuse a figure that is not a number from 0.001 to 1e9 (a positive
+    integer for ``gpus_per_node``); ``where`` names the device and its file."""
     if field in _INTEGERS:
         wanted = "a positive integer"
-        valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        valid = (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and 0 < value <= _LARGEST
+        )
     else:
-        wanted = "a finite number greater than 0"
+        wanted = "a number from 0.001 to 1e9 (in the catalogue's units)"
         valid = (
             isinstance(value, int | float)
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and value > 0
+            and _SMALLEST <= value <= _LARGEST
         )
     if not valid:
         raise ConfigError(f"device.{field} of {where} must be {wanted}, got {value!r}")

@@ -274,7 +274,13 @@ def run_profile(
     started = time.monotonic()
     plans = {family: plan(family, settings.model, settings.grid) for family in families}
     directory = profile_directory(settings.out, settings.device_dir, settings.model_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"--out {settings.out}: cannot create the profile folder {directory}: "
+            f"{error.strerror or error}; choose a folder you can write"
+        ) from None
     metadata = _base_metadata(settings, backend, families)
     previous = read_metadata(directory)
     if previous is not None:
