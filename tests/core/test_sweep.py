@@ -370,3 +370,13 @@ def test_frontier_run_on_a_sweep_file_points_to_frontier_sweep(tmp_path, monkeyp
     result = CliRunner().invoke(app, ["run", str(config), "--no-output"])
     assert result.exit_code != 0
     assert "run the sweep with `frontier sweep" in str(result.exception)
+
+
+def test_a_grid_of_more_points_than_the_limit_is_refused_before_building_it():
+    """200 x 200 x 100 = 4,000,000 points took 4 GB and never started."""
+    grid = {"seed": list(range(200)), "workload.qps": [1.0] * 200, "a.b": [0] * 100}
+    with pytest.raises(ConfigError, match=r"200 x 200 x 100 = 4,000,000 points"):
+        expand_sweep(_BASE, grid, {})
+    assert len(expand_sweep(_BASE, {"seed": [1, 2, 3]}, {}, max_points=3)) == 3
+    with pytest.raises(ConfigError, match="more than 2; each"):
+        expand_sweep(_BASE, {"seed": [1, 2, 3]}, {}, max_points=2)

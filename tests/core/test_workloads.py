@@ -637,3 +637,12 @@ def test_jsonl_folder_is_named_as_a_folder(tmp_path):
     config = VllmJsonlConfig(path=str(tmp_path))
     with pytest.raises(ConfigError, match="is a folder"):
         VllmJsonlGenerator(config, CONTEXT)
+
+
+def test_a_request_count_past_a_billion_is_refused():
+    """1e20 requests ran silently for days."""
+    from frontier.config import FieldValueError
+
+    with pytest.raises(FieldValueError, match="the most is 1,000,000,000"):
+        SyntheticConfig(num_requests=10**20)
+    SyntheticConfig(num_requests=10**9)  # a day's run, allowed

@@ -68,6 +68,22 @@ def positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise FieldValueError(attribute.name, f"must be positive, got {value!r}")
 
 
+MAX_REQUESTS = 1_000_000_000
+"""Most requests a generated workload may ask for: at about 100 microseconds a
+request, a billion take a day to simulate; more is a typo, not a study."""
+
+
+def request_count(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    """attrs validator: ``None`` or a request count from 1 to :data:`MAX_REQUESTS`."""
+    positive(instance, attribute, value)
+    if value is not None and value > MAX_REQUESTS:
+        raise FieldValueError(
+            attribute.name,
+            f"{value} requests would take days to simulate (about 100 us each); "
+            f"the most is {MAX_REQUESTS:,}",
+        )
+
+
 def non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     """attrs validator: ``None`` or a value of at least 0."""
     if value is not None and value < 0:

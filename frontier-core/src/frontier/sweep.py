@@ -222,8 +222,24 @@ def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return apply_overrides(data, [(keys, value)])
 
 
+MAX_POINTS = 10_000
+"""Most points a sweep runs unless told otherwise (``--max-points``): each is a
+whole simulation, and every point's config is held and checked up front."""
+
+
+def count_points(grid: dict[str, list[Any]], zipped: dict[str, list[Any]]) -> int:
+    """How many points ``grid`` x ``zip`` has (without building them)."""
+    count = math.prod(len(values) for values in grid.values())
+    if zipped:
+        count *= len(next(iter(zipped.values())))
+    return count
+
+
 def expand_sweep(
-    data: dict[str, Any], grid: dict[str, list[Any]], zipped: dict[str, list[Any]]
+    data: dict[str, Any],
+    grid: dict[str, list[Any]],
+    zipped: dict[str, list[Any]],
+    max_points: int = MAX_POINTS,
 ) -> list[SweepPoint]:
     """Every point of ``grid`` x ``zip`` applied to ``data``.
 
@@ -231,8 +247,19 @@ def expand_sweep(
     swept option of the new plugin lands in its fresh section.
 
     Raises:
-        ConfigError: A path is swept twice, or nothing is swept.
+        ConfigError: A path is swept twice, nothing is swept, or the grid has
+            more than ``max_points`` points.
     """
+    count = count_points(grid, zipped)
+    if count > max_points:
+        sizes = " x ".join(str(len(v)) for v in grid.values())
+        if zipped:
+            sizes += f" x {len(next(iter(zipped.values())))} (zip)"
+        raise ConfigError(
+            f"sweep: {sizes} = {count:,} points, more than {max_points:,}; each "
+            "is a whole simulation. Sweep fewer values, or raise the limit with "
+            "--max-points"
+        )
     twice = sorted(set(grid) & set(zipped))
     if twice:
         raise ConfigError(f"sweep: {', '.join(twice)} is in both grid and zip")

@@ -269,6 +269,10 @@ def sweep(
         str | None,
         typer.Option(help="Name of the sweep's folder (needed by --resume)."),
     ] = None,
+    max_points: Annotated[
+        int,
+        typer.Option(min=1, help="Refuse a grid of more points than this."),
+    ] = 10_000,
     resume: Annotated[
         bool,
         typer.Option(
@@ -326,7 +330,7 @@ def sweep(
         )
     classes = _plugins().registry.config_classes()
     base = build_config(data, classes, source)
-    points = expand_sweep(data, grid_values, zip_values)
+    points = expand_sweep(data, grid_values, zip_values, max_points)
     check_points(points, classes, source)
     sweep_dir = None
     if not no_output:

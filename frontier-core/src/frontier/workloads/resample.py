@@ -19,7 +19,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from frontier.config import WorkloadConfig, path_field, positive
+from frontier.config import WorkloadConfig, path_field, positive, request_count
 from frontier.errors import InputError
 from frontier.plugins import RequestGenerator, WorkloadContext
 from frontier.request import Request
@@ -44,7 +44,7 @@ class ResampleConfig(WorkloadConfig):
 
     type: str = "trace_resample"
     path: str = path_field()
-    num_requests: int = attrs.field(validator=positive)
+    num_requests: int = attrs.field(validator=request_count)
     qps: float = attrs.field(default=4.0, validator=positive)
     arrival: Literal["poisson", "gamma", "fixed", "offline"] = "poisson"
     cv: float = attrs.field(default=1.0, validator=positive)

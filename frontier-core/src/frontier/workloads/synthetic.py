@@ -8,7 +8,7 @@ from typing import Literal
 import attrs
 import numpy as np
 
-from frontier.config import WorkloadConfig, positive
+from frontier.config import WorkloadConfig, positive, request_count
 from frontier.plugins import RequestGenerator, WorkloadContext
 from frontier.request import Request
 from frontier.workloads.arrivals import LengthDistribution, arrival_times, lengths
@@ -37,7 +37,7 @@ class SyntheticConfig(WorkloadConfig):
     """
 
     type: str = "synthetic"
-    num_requests: int = attrs.field(default=1000, validator=positive)
+    num_requests: int = attrs.field(default=1000, validator=request_count)
     arrival: Literal["poisson", "gamma", "fixed", "offline"] = "poisson"
     qps: float = attrs.field(default=4.0, validator=positive)
     cv: float = attrs.field(default=1.0, validator=positive)
