@@ -380,3 +380,37 @@ def test_a_grid_of_more_points_than_the_limit_is_refused_before_building_it():
     assert len(expand_sweep(_BASE, {"seed": [1, 2, 3]}, {}, max_points=3)) == 3
     with pytest.raises(ConfigError, match="more than 2; each"):
         expand_sweep(_BASE, {"seed": [1, 2, 3]}, {}, max_points=2)
+
+
+def test_a_reused_sweep_folder_keeps_no_point_of_the_earlier_sweep(
+    tmp_path, monkeypatch
+):
+    """Points 4 and 5 of a 6-point sweep stayed beside the 4 rows of the next
+    sweep under the same name."""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def sweep(*args):
+        result = runner.invoke(
+            app, ["sweep", "-n", "5", "--sweep-id", "s", "-j", "1", "-q", *args]
+        )
+        assert result.exit_code == 0, result.output
+        return sorted(p.name for p in (tmp_path / "outputs/sweeps/s/points").iterdir())
+
+    assert sweep("--grid", "seed=1,2,3") == ["0000", "0001", "0002"]
+    assert sweep("--grid", "seed=1,2") == ["0000", "0001"]
+    assert sweep("--grid", "seed=1", "--resume") == ["0000"]
+
+
+def test_a_run_without_request_rows_leaves_no_earlier_rows_in_its_folder(tmp_path):
+    """A run reusing a folder without writing request_metrics.csv left the
+    earlier run's file beside its own summary."""
+    from conftest import simulate, tiny_config
+
+    simulate(tiny_config([(0.0, 8, 2)]), tmp_path)
+    assert (tmp_path / "request_metrics.csv").is_file()
+    simulate(
+        tiny_config([(0.0, 8, 2)], metrics={"write_request_metrics": False}), tmp_path
+    )
+    assert not (tmp_path / "request_metrics.csv").exists()
+    assert (tmp_path / "system_metrics.json").is_file()

@@ -355,8 +355,11 @@ class Simulation:
                     f"metrics.output_dir: cannot write the outputs to {output_dir}: "
                     f"{error.strerror or error}; choose a folder you can create"
                 ) from None
-            if self.config.metrics.write_request_metrics:
-                request_csv = output_dir / "request_metrics.csv"
+            request_csv = output_dir / "request_metrics.csv"
+            if not self.config.metrics.write_request_metrics:
+                # An earlier run's file in a reused folder would pass for this one's.
+                request_csv.unlink(missing_ok=True)
+                request_csv = None
         metrics = MetricsCollector(request_csv, on_request)
         self.metrics = metrics
         self._build_replicas(metrics)

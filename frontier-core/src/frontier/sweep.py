@@ -28,6 +28,7 @@ import itertools
 import json
 import math
 import os
+import shutil
 import tomllib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -46,6 +47,7 @@ __all__ = [
     "SweepPoint",
     "SweepResult",
     "check_points",
+    "clear_stale_points",
     "expand_sweep",
     "parse_grid_option",
     "result_row",
@@ -350,6 +352,17 @@ def _reusable(point: SweepPoint, folder: Path, config_classes: dict[str, Any]) -
         return False
     config = build_config(point.data, config_classes, f"sweep point {point.index}")
     return saved.read_text("utf-8") == config_to_toml(config, absolute_paths=True)
+
+
+def clear_stale_points(sweep_dir: Path, keep: int) -> None:
+    """Remove the point folders (``points/<digits>``) of an earlier sweep in
+    ``sweep_dir`` from index ``keep`` on: they would pass for this sweep's."""
+    points = sweep_dir / "points"
+    if not points.is_dir():
+        return
+    for folder in points.iterdir():
+        if folder.is_dir() and folder.name.isdigit() and int(folder.name) >= keep:
+            shutil.rmtree(folder)
 
 
 def run_sweep(

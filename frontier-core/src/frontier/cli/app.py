@@ -294,6 +294,7 @@ def sweep(
     from frontier.cli.summary import print_sweep
     from frontier.sweep import (
         check_points,
+        clear_stale_points,
         expand_sweep,
         parse_grid_option,
         run_sweep,
@@ -337,7 +338,16 @@ def sweep(
         sweep_dir = _sweep_directory(Path(base.metrics.output_dir), sweep_id)
         if (sweep_dir / "sweep.csv").exists() and not resume:
             stderr.print(f"note: replacing the earlier sweep in {sweep_dir}")
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ConfigError(
+                f"metrics.output_dir: cannot create the sweep folder {sweep_dir}: "
+                f"{error.strerror or error}; choose a folder you can write (-o)"
+            ) from None
+        # Without --resume every point runs again; with it, only the points
+        # past this grid's end are an earlier sweep's leftovers.
+        clear_stale_points(sweep_dir, len(points) if resume else 0)
     count = len(points)
     finished = 0
 
