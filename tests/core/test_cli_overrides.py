@@ -99,3 +99,18 @@ def test_qps_over_a_jsonl_replay_points_to_time_scale():
     instead of failing on an unknown key."""
     with pytest.raises(ConfigError, match=r"workload\.time_scale"):
         collect_overrides({}, [], trace="requests.jsonl", qps=100.0)
+
+
+def test_a_table_value_merges_into_the_table_there():
+    """``--set 'workload={type="synthetic"}'`` dropped -n 30 (the docs say
+    --set never drops anything); nested tables merge too."""
+    data = collect_overrides(
+        {"workload": {"prompt_tokens": {"min": 10, "max": 20}}},
+        ['workload={type="synthetic", prompt_tokens={max=50}}'],
+        num_requests=30,
+    )
+    assert data["workload"] == {
+        "type": "synthetic",
+        "num_requests": 30,
+        "prompt_tokens": {"min": 10, "max": 50},
+    }

@@ -383,7 +383,12 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(
     data: dict[str, Any], overrides: list[tuple[list[str], Any]]
 ) -> dict[str, Any]:
-    """Return ``data`` with each ``(keys, value)`` set at its dotted path."""
+    """Return ``data`` with each ``(keys, value)`` set at its dotted path.
+
+    A table value is merged into the table already there, key by key (so
+    ``--set 'workload={type="synthetic"}'`` keeps ``-n 30``'s request count):
+    an override never drops a field.
+    """
     result = _deep_copy(data)
     for keys, value in overrides:
         node = result
@@ -397,7 +402,22 @@ def apply_overrides(
                     f"--set {'.'.join(keys)}: {where} is a value, not a table"
                 )
             node = child
-        node[keys[-1]] = value
+        current = node.get(keys[-1])
+        if isinstance(value, dict) and isinstance(current, dict):
+            node[keys[-1]] = _merged(current, value)
+        else:
+            node[keys[-1]] = _deep_copy(value)
+    return result
+
+
+def _merged(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys laid over it, tables merged in turn."""
+    result = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = _merged(result[key], value)
+        else:
+            result[key] = _deep_copy(value)
     return result
 
 
