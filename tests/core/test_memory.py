@@ -194,3 +194,10 @@ def test_deepseek_v3_fp8_checkpoint_fits_on_eight_h200():
     simulation = Simulation(build_config(data, host.registry.config_classes()), host)
     # 671e9 x 1 byte / 8 = 78 GiB of weights per GPU leaves room for the KV cache
     assert simulation.memory_plan.num_blocks > 8192 // 16
+
+
+def test_a_token_budget_whose_activations_fill_the_gpu_is_named():
+    """A 1e8-token budget took 11,063 GiB of activations; the advice named the
+    parallel sizes, never the budget."""
+    with pytest.raises(ConfigError, match="activations of a step of 100000000 tokens"):
+        _plan(max_num_batched_tokens=100_000_000)

@@ -196,6 +196,20 @@ def plan_memory(
                 f"but cache.num_gpu_blocks pins {num_blocks}. Raise "
                 "cache.num_gpu_blocks or lower model.max_model_len."
             )
+        elif (
+            cache.activation_memory_gib is None
+            and activation_bytes > weight_bytes
+            and weight_bytes + overhead_bytes < budget_bytes
+        ):
+            # The step's activations, which grow with the token budget, are
+            # what does not fit (max_num_batched_tokens = 1e8: 11,063 GiB).
+            advice = (
+                f"but the activations of a step of {max_num_batched_tokens} "
+                f"tokens and {max_num_seqs} sequences take the room: {terms}. "
+                "Lower the replica scheduler's max_num_batched_tokens (and "
+                "max_num_seqs), or set cache.activation_memory_gib to the "
+                "measured figure."
+            )
         elif weight_bytes + activation_bytes + overhead_bytes >= budget_bytes:
             advice = (
                 f"but the model does not fit at all: {terms}. Raise "
