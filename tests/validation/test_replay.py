@@ -305,19 +305,24 @@ def test_a_request_past_the_workload_is_refused(data_root):
             for r in rs
         ],
     )
-    with pytest.raises(InputError, match=r"names workload line 7, but .* has 3"):
+    with pytest.raises(
+        InputError, match=r"names workload request 7 \(from 0\), but .* has 3"
+    ):
         validate_run(run_dir(data_root))
 
 
 def test_token_counts_that_disagree_with_the_workload_are_refused(data_root):
-    """An output_toks of 5 where the workload line says 4 is refused."""
+    """An output_toks of 5 where the workload line says 4 is refused, naming
+    the workload's line as a text editor numbers it (request 1 is line 2)."""
     _rewrite_requests(
         data_root,
         lambda rs: [
             {**r, "output_toks": 5} if r["request_id"] == "bench-1" else r for r in rs
         ],
     )
-    with pytest.raises(InputError, match="field output_toks: 5, but workload line 1"):
+    with pytest.raises(
+        InputError, match=r"field output_toks: 5, but workload request 1 \(line 2 of"
+    ):
         validate_run(run_dir(data_root))
 
 

@@ -197,9 +197,11 @@ def check_workload(run: RealRun, workload: Path) -> int:
         lines = workload.read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"{workload}: cannot be read: {error}") from None
-    for line in lines:
+    positions = []  # the file line (from 1) of each request
+    for position, line in enumerate(lines, 1):
         if not line.strip():
             continue
+        positions.append(position)
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
@@ -224,8 +226,9 @@ def check_workload(run: RealRun, workload: Path) -> int:
         where = f"{requests}, line {line_number}"
         if number >= len(counts):
             raise InputError(
-                f"{where}: the request id names workload line {number}, but "
-                f"{workload} has {len(counts)} requests (lines 0 to {len(counts) - 1})"
+                f"{where}: the request id names workload request {number} (from "
+                f"0), but {workload} has {len(counts)} requests (0 to "
+                f"{len(counts) - 1})"
             )
         for name, measured, planned in zip(
             ("input_toks", "output_toks"),
@@ -235,8 +238,9 @@ def check_workload(run: RealRun, workload: Path) -> int:
         ):
             if planned != measured:
                 raise InputError(
-                    f"{where}, field {name}: {int(measured)}, but workload line "
-                    f"{number} of {workload} has {planned!r}; the run did not serve "
-                    "this workload, or its requests are paired with the wrong lines"
+                    f"{where}, field {name}: {int(measured)}, but workload request "
+                    f"{number} (line {positions[number]} of {workload}) has "
+                    f"{planned!r}; the run did not serve this workload, or its "
+                    "requests are paired with the wrong lines"
                 )
     return len(counts)
