@@ -355,3 +355,11 @@ def test_a_skew_fit_without_meta_yaml_says_the_file_is_missing(skewed_profile):
     (skewed_profile / "meta.yaml").unlink()
     with pytest.raises(InputError, match=r"needs the profile's meta\.yaml"):
         predictor(skewed_profile)
+
+
+def test_the_summary_names_the_profile_by_its_absolute_path(profile, monkeypatch):
+    """config.toml stores paths absolute; the summary wrote them as typed, so a
+    rerun of the saved config from elsewhere differed in that line."""
+    monkeypatch.chdir(profile.parent)
+    facts = predictor(Path(profile.name)).describe()
+    assert facts["profile"] == str(profile.resolve())

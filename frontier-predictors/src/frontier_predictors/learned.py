@@ -13,6 +13,7 @@ default factors; ``describe()`` lists them.
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -228,7 +229,9 @@ class LearnedPredictor(Predictor):
         facts.update(
             {
                 "fallback_by_feature": by_feature,
-                "profile_dir": self.config.profile_dir,
+                # absolute, as config.toml stores it: a rerun of that file
+                # from elsewhere gives the same summary
+                "profile_dir": os.path.abspath(self.config.profile_dir),
                 "learner": self.config.learner_name(),
                 # Whether the tables came from the cache, and how long training
                 # took, depend on earlier runs and on the wall clock: they stay

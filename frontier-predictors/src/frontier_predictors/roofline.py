@@ -20,6 +20,7 @@ that were never profiled.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +310,7 @@ class RooflinePredictor(Predictor):
     def describe(self) -> dict[str, Any]:
         """Type, fallback count (always 0) and the calibration used, if any."""
         facts = super().describe()
-        facts["calibration_path"] = self.config.calibration_path
+        path = self.config.calibration_path
+        facts["calibration_path"] = os.path.abspath(path) if path else path
         facts["calibrated_operators"] = self.calibrated
         return facts

@@ -54,6 +54,7 @@ MoE table of its sibling ``tp1`` folder.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -281,7 +282,7 @@ class VllmProfilePredictor(Predictor):
         facts = super().describe()
         facts.update(
             {
-                "profile": str(self.folder),
+                "profile": os.path.abspath(self.folder),
                 "skew_correction": self._skew is not None,
                 "skew_corrected_predictions": self.num_skew_corrected,
                 "max_tokens": self._tokens.x_max,
