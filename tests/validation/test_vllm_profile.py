@@ -362,4 +362,4 @@ def test_the_summary_names_the_profile_by_its_absolute_path(profile, monkeypatch
     rerun of the saved config from elsewhere differed in that line."""
     monkeypatch.chdir(profile.parent)
     facts = predictor(Path(profile.name)).describe()
-    assert facts["profile"] == str(profile.resolve())
+    assert facts["profile"] == str(profile.resolve() / "tp1")  # the TP folder
