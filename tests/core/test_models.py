@@ -642,3 +642,10 @@ def test_multimodal_config_keeps_the_top_level_quantisation():
     text = _dense(torch_dtype=None)
     config = {"text_config": text, "quantization_config": {"quant_method": "fp8"}}
     assert spec_from_hf_config(config, "vlm", "test").weight_dtype == "fp8"
+
+
+def test_an_moe_config_without_top_k_says_it_is_missing():
+    """A missing num_experts_per_tok read "got 0"."""
+    config = _dense(num_experts=8)
+    with pytest.raises(ConfigError, match="field 'num_experts_per_tok' is missing"):
+        spec_from_hf_config(config, "toy", "test")

@@ -332,7 +332,11 @@ def _ct_scheme(
         a_bits, a_kind = activations.get("num_bits"), activations.get("type")
     else:
         raise refuse(f"input_activations {activations!r}")
-    described = f"weights of {bits!r} bits ({kind!r})"
+    described = (
+        f"weights of {bits!r} bits ({kind!r})"
+        if bits is not None
+        else "weights without num_bits"
+    )
     if a_bits is not None:
         described += f" and activations of {a_bits!r} bits ({a_kind!r})"
     if not _is_integer(bits) or (a_bits is not None and not _is_integer(a_bits)):
@@ -441,6 +445,11 @@ def spec_from_hf_config(config: dict[str, Any], name: str, source: str) -> Model
     if not intermediate:
         raise ConfigError(f"{source}: field 'intermediate_size' is missing")
     top_k = _optional(config, source, "num_experts_per_tok")
+    if num_experts and not top_k and "num_experts_per_tok" not in config:
+        raise ConfigError(
+            f"{source}: field 'num_experts_per_tok' is missing; an MoE config "
+            f"({num_experts} experts) must say how many each token is routed to"
+        )
     if num_experts and not 1 <= top_k <= num_experts:
         raise ConfigError(
             f"{source}: field 'num_experts_per_tok' must be between 1 and the "

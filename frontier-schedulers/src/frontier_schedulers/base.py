@@ -153,9 +153,11 @@ class QueueScheduler(ReplicaScheduler):
         self._aborts_in_a_row += 1
         if self._aborts_in_a_row >= self.config.max_consecutive_aborts:
             blocks = self.block_manager
+            count = self._aborts_in_a_row
+            aborted = f"{count} requests in a row" if count > 1 else "1 request"
             raise SimulationError(
                 f"replica {self.context.replica_id} ({self.config.type}) aborted "
-                f"{self._aborts_in_a_row} requests in a row, each preempted more "
+                f"{aborted}, each preempted more "
                 f"than {self.config.max_preemptions_per_request} times, and "
                 "completed none in between: the configuration can only thrash. "
                 f"Its KV cache holds {blocks.num_blocks} blocks of "
