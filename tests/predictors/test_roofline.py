@@ -237,3 +237,22 @@ def test_w8a8_projections_run_at_the_8_bit_peak_and_weight_only_at_bf16():
     fp8_roofline = roofline_for(_quantised_context("h100-sxm", **fp8), factors)
     bf16_roofline = roofline_for(_quantised_context("h100-sxm"), factors)
     assert fp8_roofline.time("lm_head", 4096.0) == bf16_roofline.time("lm_head", 4096.0)
+
+
+@pytest.mark.parametrize("name", ["attention_decode", "attention_prefill"])
+@pytest.mark.parametrize("combine", ["max", "sum"])
+def test_the_fast_attention_times_are_the_same_bits(tiny_context, name, combine):
+    """``fast_time`` skips the operator dispatch of every step; its answers are
+    the generic ``time``'s exactly, in both combine forms, and 0 at 0."""
+    import random
+
+    factors = default_factors(RooflineConfig())
+    factors[name] = attrs.evolve(factors[name], overlap=combine == "max")
+    roofline = roofline_for(tiny_context, factors)
+    fast = roofline.fast_time(name)
+    rng = random.Random(7)
+    for _ in range(2000):
+        x = rng.choice([rng.randint(1, 512), rng.uniform(0.5, 3000.0)])
+        y = rng.uniform(0.0, 30000.0)
+        assert fast(x, y) == roofline.time(name, x, y)
+    assert fast(0, 5.0) == roofline.time(name, 0, 5.0) == 0.0

@@ -27,6 +27,7 @@ experts, combine) are read at the tokens of the whole expert-parallel group
 
 from __future__ import annotations
 
+import functools
 import math
 from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
@@ -241,6 +242,17 @@ class StepTables:
             if "attention_decode" in self.learned
             else None
         )
+        fast = getattr(roofline, "fast_time", None)
+        self._prefill_time = (
+            fast("attention_prefill")
+            if fast
+            else functools.partial(roofline.time, "attention_prefill")
+        )
+        self._decode_time = (
+            fast("attention_decode")
+            if fast
+            else functools.partial(roofline.time, "attention_decode")
+        )
         self._tokens_limit = self.limits[Feature.TOKENS]
         self._sequences_limit = self.limits[Feature.SEQUENCES]
         self._prefill_tokens_limit = self.limits[Feature.PREFILL_TOKENS]
@@ -351,7 +363,7 @@ class StepTables:
             c_eq = cross / q_eq
             grid = self._prefill
             if grid is None:
-                attention += self.roofline.time("attention_prefill", q_eq, c_eq)
+                attention += self._prefill_time(q_eq, c_eq)
             elif grid.inside(q_eq, c_eq):
                 attention += grid(q_eq, c_eq)
             else:
@@ -361,9 +373,7 @@ class StepTables:
             mean_cached = batch.decode_context_sum / decodes - 1
             grid = self._decode
             if grid is None:
-                attention += self.roofline.time(
-                    "attention_decode", decodes, mean_cached
-                )
+                attention += self._decode_time(decodes, mean_cached)
             elif grid.inside(decodes, mean_cached):
                 attention += grid(decodes, mean_cached)
             else:
