@@ -414,3 +414,71 @@ def test_a_run_without_request_rows_leaves_no_earlier_rows_in_its_folder(tmp_pat
     )
     assert not (tmp_path / "request_metrics.csv").exists()
     assert (tmp_path / "system_metrics.json").is_file()
+
+
+def test_a_plugin_switch_keeps_the_options_the_new_plugin_takes_too():
+    """-n 30 and a shared max_num_seqs vanished when a grid switched plugin;
+    with the plugins' config classes only options the new one refuses go."""
+    base = {
+        **_BASE,
+        "replica_scheduler": {
+            "type": "vllm_v1",
+            "max_num_seqs": 8,
+            "async_scheduling": True,
+        },
+    }
+    points = expand_sweep(
+        base, {"replica_scheduler.type": ["sarathi"]}, {}, config_classes=_classes()
+    )
+    section = points[0].data["replica_scheduler"]
+    assert section == {"type": "sarathi", "max_num_seqs": 8}  # async is vLLM's
+    check_points(points, _classes())
+
+
+def test_a_quoted_grid_value_keeps_its_comma():
+    assert parse_grid_option('workload.path="a,b.csv", "c.csv"') == (
+        "workload.path",
+        ["a,b.csv", "c.csv"],
+    )
+
+
+def test_resume_runs_again_a_point_whose_summary_is_broken(tmp_path):
+    """An empty or partial system_metrics.json was 'reused' and then crashed."""
+    classes = _classes()
+    points = expand_sweep(_BASE, {"workload.qps": [1.0, 2.0]}, {})
+    run_sweep(points, tmp_path, jobs=1)
+    (tmp_path / "points" / "0000" / "system_metrics.json").write_text("")
+    (tmp_path / "points" / "0001" / "system_metrics.json").write_text('{"x": 1}')
+    results = run_sweep(points, tmp_path, jobs=1, resume=True, config_classes=classes)
+    assert [r.reused for r in results] == [False, False]
+    assert [r.status for r in results] == ["ok", "ok"]
+
+
+def test_ray_that_cannot_start_is_an_input_error(monkeypatch):
+    """Ray's ConnectionError (no cluster at the address) read as a Frontier bug."""
+    ray = _fake_ray([])
+
+    def refuse(**kw):
+        raise ConnectionError("Could not find any running Ray instance")
+
+    ray.init = refuse
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    points = expand_sweep(_BASE, {"seed": [1]}, {})
+    with pytest.raises(ConfigError, match="could not start or join the Ray cluster"):
+        run_sweep(points, None, backend="ray", ray_address="auto")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--grid", "seed=1,2", "--grid", "seed=3"], "--grid seed is given twice"),
+        (["--grid", "seed=1", "--ray-address", "auto"], "add --backend ray"),
+    ],
+)
+def test_sweep_options_that_contradict_are_refused(
+    tmp_path, monkeypatch, args, message
+):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["sweep", "--no-output", *args])
+    assert result.exit_code != 0
+    assert message in str(result.exception)

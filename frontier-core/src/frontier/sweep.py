@@ -29,9 +29,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import tomllib
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -197,7 +197,10 @@ def parse_grid_option(text: str) -> tuple[str, list[Any]]:
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"--grid {text!r}: not a TOML list: {error}") from None
     else:
-        values = [_value(part.strip()) for part in raw.split(",")]
+        try:  # "a,b", 2 keeps the quoted comma
+            values = tomllib.loads(f"v = [{raw}]")["v"]
+        except tomllib.TOMLDecodeError:  # bare words: vllm_v1,sglang
+            values = [_value(part.strip()) for part in raw.split(",")]
     if not values or any(value == "" for value in values):
         raise ConfigError(f"--grid {text!r}: give one or more values, e.g. {path}=1,2")
     return path, values
@@ -210,17 +213,30 @@ def _value(raw: str) -> Any:
         return raw
 
 
-def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """``data`` with ``path`` set; a slot's ``type`` switches plugin, dropping the
-    old plugin's options (which the new one would refuse), as ``--scheduler``."""
+def _set(
+    data: dict[str, Any],
+    path: str,
+    value: Any,
+    config_classes: dict[str, dict[str, Any]] | None,
+) -> dict[str, Any]:
+    """``data`` with ``path`` set. A slot's ``type`` switches plugin: the base's
+    options the new plugin takes too (``-n``, a shared ``max_num_seqs``) stay,
+    the others (which it would refuse) are dropped; without the plugins'
+    config classes, all of them are."""
     keys = path.split(".")
     if len(keys) == 2 and keys[1] == "type" and keys[0] in SLOTS:
-        section = data.get(keys[0])
-        default = attrs.fields_dict(SLOTS[keys[0]][1])["type"].default
+        slot = keys[0]
+        section = data.get(slot)
+        default = attrs.fields_dict(SLOTS[slot][1])["type"].default
         same = isinstance(section, dict) and section.get("type", default) == value
         if not same:
+            kept: dict[str, Any] = {}
+            cls = (config_classes or {}).get(SLOTS[slot][0], {}).get(value)
+            if cls is not None and isinstance(section, dict):
+                accepted = {field.name for field in attrs.fields(cls)}
+                kept = {k: v for k, v in section.items() if k in accepted}
             data = dict(data)
-            data[keys[0]] = {}
+            data[slot] = kept
     return apply_overrides(data, [(keys, value)])
 
 
@@ -242,11 +258,13 @@ def expand_sweep(
     grid: dict[str, list[Any]],
     zipped: dict[str, list[Any]],
     max_points: int = MAX_POINTS,
+    config_classes: dict[str, dict[str, Any]] | None = None,
 ) -> list[SweepPoint]:
     """Every point of ``grid`` x ``zip`` applied to ``data``.
 
     Plugin switches (``replica_scheduler.type``...) apply first, so that a
-    swept option of the new plugin lands in its fresh section.
+    swept option of the new plugin lands in its section; with
+    ``config_classes`` the base's options the new plugin also takes are kept.
 
     Raises:
         ConfigError: A path is swept twice, nothing is swept, or the grid has
@@ -286,7 +304,7 @@ def expand_sweep(
         point_data = data
         ordered = sorted(values.items(), key=lambda item: not _is_switch(item[0]))
         for path, value in ordered:
-            point_data = _set(point_data, path, value)
+            point_data = _set(point_data, path, value, config_classes)
         points.append(SweepPoint(index, values, point_data))
     return points
 
@@ -351,7 +369,24 @@ def _reusable(point: SweepPoint, folder: Path, config_classes: dict[str, Any]) -
     if not (metrics.is_file() and saved.is_file()):
         return False
     config = build_config(point.data, config_classes, f"sweep point {point.index}")
-    return saved.read_text("utf-8") == config_to_toml(config, absolute_paths=True)
+    if saved.read_text("utf-8") != config_to_toml(config, absolute_paths=True):
+        return False
+    return _summary_of(folder) is not None
+
+
+def _summary_of(folder: Path) -> dict[str, Any] | None:
+    """The point's ``system_metrics.json`` when it is a whole summary (a run
+    interrupted or a file edited since is not), else ``None``."""
+    try:
+        summary = json.loads((folder / "system_metrics.json").read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    needed = ("requests", "throughput", "ttft_ms", "tpot_ms", "e2e_ms", "memory")
+    if not isinstance(summary, dict) or not all(
+        isinstance(summary.get(key), dict) for key in needed
+    ):
+        return None
+    return summary
 
 
 def clear_stale_points(sweep_dir: Path, keep: int) -> None:
@@ -405,7 +440,7 @@ def run_sweep(
             and config_classes is not None
             and _reusable(point, folder, config_classes)
         ):
-            summary = json.loads((folder / "system_metrics.json").read_text("utf-8"))
+            summary = _summary_of(folder)
             results[point.index] = SweepResult(point.index, "ok", summary, reused=True)
             if on_result:
                 on_result(results[point.index])
@@ -435,13 +470,31 @@ def _run_locally(
         for point, out in todo:
             done(point.index, run_point(point.data, out))
         return
-    # Fresh interpreters: a forked worker would inherit the parent's threads.
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {
-            pool.submit(run_point, point.data, out): point.index for point, out in todo
-        }
-        for future in as_completed(futures):
-            done(futures[future], future.result())
+    # Fresh interpreters (a forked worker would inherit the parent's threads)
+    # that leave Ctrl-C to the parent, which then ends them: a worker hit by
+    # the terminal's SIGINT in the middle of a point left the pool hanging.
+    pool = get_context("spawn").Pool(workers, initializer=_ignore_interrupts)
+    try:
+        jobs = [(point.index, point.data, out) for point, out in todo]
+        for index, outcome in pool.imap_unordered(_run_indexed, jobs):
+            done(index, outcome)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_indexed(
+    job: tuple[int, dict[str, Any], str | None],
+) -> tuple[int, tuple[str, dict[str, Any] | None, str]]:
+    index, data, out = job
+    return index, run_point(data, out)
 
 
 def _cpus() -> int:
@@ -465,13 +518,25 @@ def _run_on_ray(
         ) from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as error:  # Ray's own: no cluster there, no client
+            where = f"the Ray cluster at {address}" if address else "a local Ray"
+            raise ConfigError(
+                f"--backend ray: could not start or join {where}: "
+                f"{type(error).__name__}: {error}"
+            ) from None
     try:
         task = ray.remote(run_point)
         cwd = os.getcwd()
-        pending = {
-            task.remote(point.data, out, cwd): point.index for point, out in todo
-        }
+        try:
+            pending = {
+                task.remote(point.data, out, cwd): point.index for point, out in todo
+            }
+        except Exception as error:  # e.g. Ray refusing the runtime environment
+            raise ConfigError(
+                f"--backend ray: Ray refused the tasks: {type(error).__name__}: {error}"
+            ) from None
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -495,7 +560,10 @@ def result_row(point: SweepPoint, result: SweepResult) -> dict[str, Any]:
     """One line of ``sweep.csv``: the point, its status, its metrics."""
     row: dict[str, Any] = {"point": point.index}
     for path, value in point.values.items():
-        row[path] = json.dumps(value) if isinstance(value, list | dict) else value
+        # as the value is written in the config (true, not Python's True)
+        row[path] = (
+            json.dumps(value) if isinstance(value, list | dict | bool) else value
+        )
     row["status"] = result.status
     row["error"] = result.error
     for column, section, key in _METRICS:

@@ -321,9 +321,18 @@ def sweep(
         seed=seed,
         output_dir=output_dir,
     )
+    given: set[str] = set()
     for text in grid or []:
         path, values = parse_grid_option(text)
+        if path in given:
+            raise ConfigError(
+                f"--grid {path} is given twice; give all its values in one: "
+                f"--grid {path}=v1,v2,..."
+            )
+        given.add(path)
         grid_values[path] = values
+    if ray_address is not None and backend != "ray":
+        raise ConfigError("--ray-address joins a Ray cluster: add --backend ray")
     if resume and (sweep_id is None or no_output):
         raise ConfigError(
             "--resume reuses the folder of an earlier sweep: name it with --sweep-id "
@@ -331,7 +340,7 @@ def sweep(
         )
     classes = _plugins().registry.config_classes()
     base = build_config(data, classes, source)
-    points = expand_sweep(data, grid_values, zip_values, max_points)
+    points = expand_sweep(data, grid_values, zip_values, max_points, classes)
     check_points(points, classes, source)
     sweep_dir = None
     if not no_output:
@@ -361,22 +370,36 @@ def sweep(
                 highlight=False,
             )
 
-    results = run_sweep(
-        points,
-        sweep_dir,
-        backend=backend,
-        jobs=jobs,
-        ray_address=ray_address,
-        resume=resume,
-        config_classes=classes,
-        on_result=progress,
-    )
+    try:
+        results = run_sweep(
+            points,
+            sweep_dir,
+            backend=backend,
+            jobs=jobs,
+            ray_address=ray_address,
+            resume=resume,
+            config_classes=classes,
+            on_result=progress,
+        )
+    except KeyboardInterrupt:
+        where = ""
+        if sweep_dir is not None:
+            where = (
+                f"; the {finished} points finished stay in {sweep_dir / 'points'}: "
+                "run the same command with --resume --sweep-id "
+                f"{sweep_dir.name} to finish the sweep"
+            )
+        stderr.print(f"interrupted{where}", highlight=False)
+        raise typer.Exit(130) from None
     if sweep_dir is not None:
         write_table(sweep_dir / "sweep.csv", points, results)
     if json_:
         from frontier.sweep import result_row
 
-        rows = [result_row(p, r) for p, r in zip(points, results, strict=True)]
+        rows = [
+            {key: None if value == "" else value for key, value in row.items()}
+            for row in (result_row(p, r) for p, r in zip(points, results, strict=True))
+        ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
         print_sweep(tables, points, results, sweep_dir)
