@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
@@ -649,3 +650,46 @@ def test_an_moe_config_without_top_k_says_it_is_missing():
     config = _dense(num_experts=8)
     with pytest.raises(ConfigError, match="field 'num_experts_per_tok' is missing"):
         spec_from_hf_config(config, "toy", "test")
+
+
+def test_the_format_name_is_read_as_vllm_reads_it():
+    """vLLM lower-cases quant_method: "AWQ" is AWQ."""
+    model = spec_from_hf_config(
+        _quantised(quant_method="AWQ", bits=4, group_size=128), "toy", "test"
+    )
+    assert (model.weight_dtype, model.weight_bits) == ("int4", 4.15625)
+
+
+@pytest.mark.parametrize(
+    ("quantization", "message"),
+    [
+        ({"bits": 4}, "has no quant_method"),
+        ({"quant_method": "gptq", "bits": 4, "sym": "yes"}, "sym is 'yes'"),
+        (
+            _ct({**_INT4_G128, "symmetric": "no"}),
+            "weights symmetric is 'no'",
+        ),
+        (
+            _ct({"num_bits": 4, "type": "int", "strategy": "group"}),
+            "strategy 'group' but no group_size",
+        ),
+        (
+            {
+                "quant_method": "compressed-tensors",
+                "config_groups": {
+                    "g": {"targets": ["re:.*self_attn.*"], "weights": _INT4_G128}
+                },
+            },
+            "a group for some layers only",
+        ),
+        (
+            {"quant_method": "compressed-tensors", "config_groups": [_INT4_G128]},
+            "a table of groups",
+        ),
+    ],
+)
+def test_malformed_quantisation_fields_are_named(quantization, message):
+    """They were read as defaults (sym "yes" as symmetric, a group without a size
+    as one scale per row, an attention-only group as every layer)."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        spec_from_hf_config(_quantised(**quantization), "toy", "test")

@@ -218,6 +218,18 @@ def _quantisation(config: dict[str, Any], source: str, dtype: str) -> _Quantisat
             f"got {quantization!r}"
         )
     method = quantization.get("quant_method")
+    if not isinstance(method, str) or not method:
+        raise ConfigError(
+            f"{source}: field 'quantization_config' has no quant_method (got "
+            f'{method!r}); it names the format, e.g. "awq", "gptq", "fp8"'
+        )
+    method = method.lower()  # vLLM reads "AWQ" as "awq"
+    for flag in ("sym", "zero_point"):
+        if flag in quantization and not isinstance(quantization[flag], bool):
+            raise ConfigError(
+                f"{source}: quantization_config {flag} is {quantization[flag]!r}; "
+                "it must be true or false"
+            )
     if method in ("fp8", "fbgemm_fp8"):
         return _FP8
     if method == "modelopt":
@@ -281,8 +293,12 @@ def _compressed_tensors(
     if isinstance(sparsity, dict) and sparsity.get("sparsity_structure") == "2:4":
         raise _refuse_quantisation(source, method, "2:4 sparse weights", dtype)
     groups = quantization.get("config_groups")
-    if not isinstance(groups, dict) or not groups:
+    if groups is None or groups == {}:
         raise _refuse_quantisation(source, method, "no config_groups", dtype)
+    if not isinstance(groups, dict):
+        raise _refuse_quantisation(
+            source, method, f"config_groups {groups!r} (a table of groups)", dtype
+        )
     layout = quantization.get("format")
     schemes = set()
     for group in groups.values():
@@ -296,6 +312,16 @@ def _compressed_tensors(
             and all(isinstance(t, str) and t.endswith("Attention") for t in targets)
         ):
             continue
+        if targets is not None and targets != ["Linear"]:
+            # A group for some layers only (re:.*self_attn.*) would be sized
+            # as if it covered every linear layer.
+            raise _refuse_quantisation(
+                source,
+                method,
+                f"a group for some layers only (targets {targets!r}); Frontier "
+                'sizes groups that target every linear layer (["Linear"])',
+                dtype,
+            )
         schemes.add(
             _ct_scheme(group, weights, group.get("format", layout), source, dtype)
         )
@@ -323,8 +349,18 @@ def _ct_scheme(
         raise refuse("weights it does not describe in bits")
     bits, kind = weights.get("num_bits"), weights.get("type")
     strategy = weights.get("strategy")
-    symmetric = weights.get("symmetric", True) is not False
+    symmetric = weights.get("symmetric", True)
+    if not isinstance(symmetric, bool):
+        raise ConfigError(
+            f"{source}: quantization_config weights symmetric is {symmetric!r}; "
+            "it must be true or false"
+        )
     group_size = weights.get("group_size")
+    if strategy in ("group", "tensor_group") and group_size is None:
+        raise ConfigError(
+            f"{source}: quantization_config weights have strategy {strategy!r} "
+            "but no group_size; give the group's size in weights"
+        )
     activations = group.get("input_activations")
     if activations is None:
         a_bits, a_kind = None, None
