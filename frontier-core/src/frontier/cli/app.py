@@ -437,7 +437,11 @@ def _warn_if_nothing_completed(summary: dict[str, Any]) -> None:
     reasons = [
         f"{requests[key]} {label}"
         for key, label in (
-            ("rejected_too_long", "rejected: prompt of max_model_len tokens or more"),
+            (
+                "rejected_too_long",
+                "rejected: prompt (or prompt plus output, where clients send it "
+                "as max_tokens) past max_model_len",
+            ),
             ("rejected_no_fit", "rejected: can never fit the KV cache"),
             ("aborted", "aborted"),
         )
