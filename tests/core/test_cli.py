@@ -254,7 +254,9 @@ def test_a_run_where_nothing_completes_warns(cli, tmp_path, monkeypatch):
         "run", "--no-output", "-q", "-n", "3", "--set", "model.max_model_len=1"
     )
     assert result.exit_code == 0
-    assert "warning: no request completed (3 rejected: prompt of" in result.stderr
+    assert "warning: no request completed (3 rejected: prompt (or prompt plus" in (
+        result.stderr
+    )
     quiet = cli("run", "--no-output", "-q", "-n", "3")
     assert "warning" not in quiet.stderr
 
