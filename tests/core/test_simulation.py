@@ -221,3 +221,38 @@ def test_the_summary_names_the_dtype_an_fp8_checkpoint_multiplies_in(
     metadata = simulation.run().summary["metadata"]
     assert (metadata["weight_dtype"], metadata["weight_bits"]) == ("fp8", 8.0)
     assert metadata["gemm_dtype"] == gemm_dtype
+
+
+@pytest.mark.parametrize(
+    ("device", "runs"), [("h100-sxm", True), ("b200", False), ("a100-80gb", False)]
+)
+def test_a_w4a8_fp8_checkpoint_runs_on_hopper_only(tmp_path, device, runs):
+    """vLLM 0.19 serves W4A8-FP8 with a Hopper kernel only; it was timed at the
+    FP8 peak on a B200 and as weight-only on an A100."""
+    import json
+
+    group = {
+        "targets": ["Linear"],
+        "weights": {"num_bits": 4, "type": "int", "group_size": 128},
+        "input_activations": {"num_bits": 8, "type": "float"},
+    }
+    config = {
+        "hidden_size": 4096,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "intermediate_size": 11008,
+        "vocab_size": 32000,
+        "max_position_embeddings": 4096,
+        "quantization_config": {
+            "quant_method": "compressed-tensors",
+            "config_groups": {"g": group},
+        },
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    sections = {"model": {"name": "w4a8", "config_path": str(path)}}
+    if runs:
+        _build(**sections, device={"name": device})
+    else:
+        with pytest.raises(ConfigError, match="vLLM runs on Hopper GPUs only"):
+            _build(**sections, device={"name": device})

@@ -31,6 +31,9 @@ class DeviceSpec:
     Attributes:
         name: Catalogue name.
         vendor: Maker, for display.
+        architecture: GPU generation (``ampere``, ``ada``, ``hopper``,
+            ``blackwell``, ``cdna3``...), where a kernel exists for some only;
+            empty when unknown.
         bf16_tflops: Peak dense BF16 tensor throughput, 1e12 FLOP/s.
         fp16_tflops: Peak dense FP16 tensor throughput, 1e12 FLOP/s.
         fp8_tflops: Peak dense FP8 tensor throughput, 1e12 FLOP/s.
@@ -58,6 +61,7 @@ class DeviceSpec:
 
     name: str
     vendor: str = ""
+    architecture: str = ""
     bf16_tflops: float
     fp16_tflops: float
     fp8_tflops: float
@@ -106,7 +110,8 @@ _SPEC_FIELDS = [f for f in attrs.fields(DeviceSpec) if f.name != "name"]
 _KEYS = [f.name for f in _SPEC_FIELDS]
 _ALLOWED_KEYS = ["aliases", *_KEYS]
 _REQUIRED = [f.name for f in _SPEC_FIELDS if f.default is attrs.NOTHING]
-_NUMBERS = [field for field in _KEYS if field != "vendor"]
+_TEXTS = ("vendor", "architecture")
+_NUMBERS = [field for field in _KEYS if field not in _TEXTS]
 _INTEGERS = {"gpus_per_node"}
 
 
@@ -170,10 +175,11 @@ def _check_entry(key: str, entry: Any, source: str) -> None:
             f"device.aliases of {where} must be a list of names, e.g. "
             f'aliases = ["{key}-sxm"], got {aliases!r}'
         )
-    if not isinstance(entry.get("vendor", ""), str):
-        raise ConfigError(
-            f"device.vendor of {where} must be a string, got {entry['vendor']!r}"
-        )
+    for text in _TEXTS:
+        if not isinstance(entry.get(text, ""), str):
+            raise ConfigError(
+                f"device.{text} of {where} must be a string, got {entry[text]!r}"
+            )
     for field in _NUMBERS:
         if field in entry:
             _check_number(field, entry[field], where)

@@ -132,6 +132,7 @@ class Simulation:
             config.device.name, config.device.overrides(), config.device.catalogue_path
         )
         self.dtype, self.kv_cache_dtype = resolve_dtypes(config, self.model)
+        self._check_quantisation_kernels()
         self.max_model_len = (
             config.model.max_model_len or self.model.max_position_embeddings
         )
@@ -578,6 +579,22 @@ class Simulation:
             metrics.record_request(request)
             return False
         return True
+
+    def _check_quantisation_kernels(self) -> None:
+        """Refuse a checkpoint vLLM has no kernel for on this device: W4A8-FP8
+        runs on Hopper only (vLLM 0.19 ``_is_fp8_w4a8_sm90``; elsewhere the
+        config falls to a W4A8-INT scheme no CUDA kernel serves)."""
+        model, device = self.model, self.device
+        w4a8 = model.weight_dtype == "int4" and model.gemm_dtype == "fp8"
+        if w4a8 and device.architecture != "hopper":
+            where = device.architecture or "an unknown architecture"
+            raise ConfigError(
+                f"model: {model.name} is a W4A8-FP8 checkpoint (4-bit weights, "
+                f"FP8 activations), which vLLM runs on Hopper GPUs only; "
+                f"{device.name} is {where}. Pick a Hopper device (h100-sxm, "
+                'h800, h200, h20), or set architecture = "hopper" in your own '
+                "device's catalogue entry"
+            )
 
     def _gemm_dtype(self) -> str:
         """The dtype the projections multiply in: a W8A8 (or FP4) checkpoint's on
