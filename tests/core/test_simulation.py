@@ -193,14 +193,8 @@ def test_a_4_bit_awq_checkpoint_plans_its_own_weights_and_says_so():
     assert metadata["gemm_dtype"] == "float16"  # weight-only: the model dtype
 
 
-@pytest.mark.parametrize(
-    ("device", "gemm_dtype"), [("h100-sxm", "fp8"), ("a100-80gb", "bfloat16")]
-)
-def test_the_summary_names_the_dtype_an_fp8_checkpoint_multiplies_in(
-    tmp_path, device, gemm_dtype
-):
-    """FP8 GEMMs on the H100; on the A100, without FP8 tensor cores, vLLM runs
-    the weights through a weight-only kernel in the model dtype."""
+def _llama2_config(folder, quantization: dict):
+    """A Llama-2-7B-shaped config.json with ``quantization`` in ``folder``."""
     import json
 
     config = {
@@ -211,10 +205,22 @@ def test_the_summary_names_the_dtype_an_fp8_checkpoint_multiplies_in(
         "vocab_size": 32000,
         "max_position_embeddings": 4096,
         "torch_dtype": "bfloat16",
-        "quantization_config": {"quant_method": "fp8"},
+        "quantization_config": quantization,
     }
-    path = tmp_path / "config.json"
+    path = folder / "config.json"
     path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("device", "gemm_dtype"), [("h100-sxm", "fp8"), ("a100-80gb", "bfloat16")]
+)
+def test_the_summary_names_the_dtype_an_fp8_checkpoint_multiplies_in(
+    tmp_path, device, gemm_dtype
+):
+    """FP8 GEMMs on the H100; on the A100, without FP8 tensor cores, vLLM runs
+    the weights through a weight-only kernel in the model dtype."""
+    path = _llama2_config(tmp_path, {"quant_method": "fp8"})
     simulation = _build(
         model={"name": "fp8", "config_path": str(path)}, device={"name": device}
     )
@@ -229,27 +235,13 @@ def test_the_summary_names_the_dtype_an_fp8_checkpoint_multiplies_in(
 def test_a_w4a8_fp8_checkpoint_runs_on_hopper_only(tmp_path, device, runs):
     """vLLM 0.19 serves W4A8-FP8 with a Hopper kernel only; it was timed at the
     FP8 peak on a B200 and as weight-only on an A100."""
-    import json
-
     group = {
         "targets": ["Linear"],
         "weights": {"num_bits": 4, "type": "int", "group_size": 128},
         "input_activations": {"num_bits": 8, "type": "float"},
     }
-    config = {
-        "hidden_size": 4096,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "intermediate_size": 11008,
-        "vocab_size": 32000,
-        "max_position_embeddings": 4096,
-        "quantization_config": {
-            "quant_method": "compressed-tensors",
-            "config_groups": {"g": group},
-        },
-    }
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
+    quantization = {"quant_method": "compressed-tensors", "config_groups": {"g": group}}
+    path = _llama2_config(tmp_path, quantization)
     sections = {"model": {"name": "w4a8", "config_path": str(path)}}
     if runs:
         _build(**sections, device={"name": device})
