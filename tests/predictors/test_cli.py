@@ -211,3 +211,18 @@ def test_vllm_profile_needs_no_training(older_profile, tmp_path):
     )
     assert "needs no training" in str(result.exception)
     assert "reads its per-layer vLLM profile directly" in str(result.exception)
+
+
+def test_a_cpu_profile_says_how_to_train_on_it(older_profile, tmp_path):
+    """A profile measured on the CPU said only that the device was unknown."""
+    (older_profile / "metadata.json").write_text(
+        json.dumps({"model": "tiny", "device": "cpu"})
+    )
+    result = CliRunner().invoke(
+        _app(),
+        ["train", "--profiles", str(older_profile), "--model", _model_file(tmp_path)],
+    )
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "was measured on the CPU" in message
+    assert "--set check_device=false" in message

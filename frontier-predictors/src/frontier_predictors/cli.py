@@ -80,9 +80,12 @@ def _guess_model(profiles: Path) -> str:
         except ConfigError:
             continue
         return candidate
+    named = _metadata_field(profiles, "model")
+    hint = f" (its metadata.json names {named!r})" if isinstance(named, str) else ""
     raise ConfigError(
-        f"--model: cannot tell the model from the profile path {profiles}; pass "
-        "--model (a catalogue name, see `frontier models list`, or a config.json)"
+        f"--model: cannot tell the model from the profile path {profiles}{hint}; "
+        "pass --model (a catalogue name, see `frontier models list`, or the "
+        "config.json it was profiled from)"
     )
 
 
@@ -95,10 +98,30 @@ def _guess_device(profiles: Path) -> str:
         except ConfigError:
             continue
         return part
+    measured_on = _metadata_field(profiles, "device")
+    if isinstance(measured_on, str) and measured_on.lower() == "cpu":
+        raise ConfigError(
+            f"--device: {profiles} was measured on the CPU (its metadata.json), "
+            "and a predictor answers for a catalogue device. To try the pipeline "
+            "on it anyway, pass --device with a catalogue name (`frontier devices "
+            "list`) and --set check_device=false"
+        )
     raise ConfigError(
         f"--device: cannot tell the device from the profile path {profiles}; pass "
         "--device (see `frontier devices list`)"
     )
+
+
+def _metadata_field(profiles: Path, key: str) -> Any:
+    """``key`` of the profile's ``metadata.json`` (written by `frontier
+    profile`), or ``None`` where there is none."""
+    import json
+
+    try:
+        data = json.loads((profiles / "metadata.json").read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
 
 
 def _check_profiles(profiles: Path) -> None:
