@@ -1,0 +1,224 @@
+"""Collective costs on a multi-dimensional network, as ASTRA-sim's analytical
+backend models them.
+
+ASTRA-sim (Rashidi et al., ISPASS 2020; Won et al., ISPASS 2023, "ASTRA-sim2.0")
+describes a cluster as dimensions, each a topology of ``n`` NPUs with a link
+bandwidth ``B`` (bytes/s, one direction) and a per-step latency ``alpha`` (s):
+here the GPUs of a node (dimension 1) and the nodes (dimension 2). A collective
+over ranks that span several dimensions runs hierarchically, one dimension after
+the other, each with its topology's algorithm, on the data left at that stage:
+
+- reduce-scatter of ``S`` bytes: dimension 1 reduce-scatters ``S`` over its
+  ``n_1`` ranks, leaving ``S / n_1`` per rank; dimension 2 reduce-scatters that
+  over ``n_2``, and so on;
+- all-gather of an ``S``-byte result: the reverse order (the last dimension
+  gathers ``S / n_1``, the first ``S``);
+- all-reduce: the reduce-scatter, then the all-gather.
+
+One dimension of ``n`` ranks moving a message of ``m`` bytes (the whole
+message, of which each rank ends with ``m / n``), by topology:
+
+- ``ring``: ``n - 1`` steps of ``m / n`` bytes: ``(n - 1) (alpha + m / (n B))``;
+- ``fully_connected``: every rank sends its ``n - 1`` chunks of ``m / n`` at once,
+  each on its own link: ``alpha + m / (n B)`` (``B`` per link);
+- ``switch``: recursive halving (doubling to gather), ``log2 n`` steps moving
+  ``m / 2, m / 4, ...``: ``log2(n) alpha + (n - 1) m / (n B)``.
+
+An all-to-all where each rank holds ``S`` bytes sends ``S / n`` to every other
+rank: on one dimension ``ring`` ``(n - 1) (alpha + S / (n B))`` (pairwise
+exchanges), ``fully_connected`` ``alpha + S / (n B)``, ``switch``
+``(n - 1) alpha + (n - 1) S / (n B)``; over several dimensions, each in turn on
+the whole ``S``. Point-to-point send/recv is ``alpha + S / B`` on the dimension
+the two stages' GPUs first differ in.
+
+The dimensions default to the device's figures: its node (``gpus_per_node``
+GPUs on a ``switch`` of its intra-node bandwidth and latency; ``fully_connected``
+for AMD's Infinity Fabric meshes, whose intra-node figure is split over the
+``n - 1`` links) and the nodes on a ``switch`` of its network figures. Unlike the
+``analytical`` backend, the links' figures are used as they are, not the bus
+bandwidth a default NCCL collective reaches (``collective_bandwidth_gbps``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import attrs
+from frontier.config import CCBackendConfig, FieldValueError, fraction, positive
+from frontier.plugins import CCBackend, ExecutionContext
+
+__all__ = ["AstraAnalyticalBackend", "AstraAnalyticalConfig", "Dimension"]
+
+Topology = Literal["ring", "fully_connected", "switch"]
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
+    if value < 0:
+        raise FieldValueError(attribute.name, f"must be zero or more, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Dimension:
+    """One network dimension.
+
+    Attributes:
+        topology: ``ring``, ``fully_connected`` or ``switch``.
+        npus: GPUs along the dimension.
+        bandwidth_gbps: One-direction bandwidth of one link, 1e9 B/s.
+        latency_ns: Latency of one step, nanoseconds.
+    """
+
+    topology: Topology = "switch"
+    npus: int = attrs.field(default=8, validator=positive)
+    bandwidth_gbps: float = attrs.field(default=100.0, validator=positive)
+    latency_ns: float = attrs.field(default=1000.0, validator=_non_negative)
+
+
+@attrs.frozen(kw_only=True)
+class AstraAnalyticalConfig(CCBackendConfig):
+    """Options of the ``astra_analytical`` backend.
+
+    Example (TOML)::
+
+        [cc_backend]
+        type = "astra_analytical"
+        dimensions = [
+            { topology = "switch", npus = 8, bandwidth_gbps = 450, latency_ns = 700 },
+            { topology = "switch", npus = 16, bandwidth_gbps = 50, latency_ns = 5000 },
+        ]
+
+    Attributes:
+        dimensions: The network, innermost first; the device's node and its
+            network when unset (module docstring).
+        bandwidth_efficiency: Fraction of each link's bandwidth a transfer
+            reaches.
+    """
+
+    type: str = "astra_analytical"
+    dimensions: list[Dimension] | None = None
+    bandwidth_efficiency: float = attrs.field(default=1.0, validator=fraction)
+
+
+def default_dimensions(context: ExecutionContext) -> list[Dimension]:
+    """The device's node and the nodes, as two dimensions."""
+    device = context.device
+    parallel = context.parallel
+    per_node = device.gpus_per_node
+    gpus = parallel.tensor_parallel_size * parallel.pipeline_parallel_size
+    nodes = max(1, math.ceil(gpus / per_node))
+    if device.vendor == "AMD" and per_node > 1:
+        node = Dimension(
+            topology="fully_connected",
+            npus=per_node,
+            bandwidth_gbps=device.intra_node_bandwidth_gbps / (per_node - 1),
+            latency_ns=device.intra_node_latency_us * 1e3,
+        )
+    else:
+        node = Dimension(
+            topology="switch",
+            npus=per_node,
+            bandwidth_gbps=device.intra_node_bandwidth_gbps,
+            latency_ns=device.intra_node_latency_us * 1e3,
+        )
+    network = Dimension(
+        topology="switch",
+        npus=max(nodes, 1),
+        bandwidth_gbps=device.inter_node_bandwidth_gbps,
+        latency_ns=device.inter_node_latency_us * 1e3,
+    )
+    return [node, network]
+
+
+class AstraAnalyticalBackend(CCBackend):
+    """Hierarchical collectives over ring, fully-connected and switch dimensions."""
+
+    def __init__(
+        self, config: AstraAnalyticalConfig, context: ExecutionContext
+    ) -> None:
+        super().__init__(config, context)
+        dimensions = config.dimensions or default_dimensions(context)
+        efficiency = config.bandwidth_efficiency
+        # (topology, npus, seconds per byte, latency seconds) per dimension
+        self._dims = [
+            (
+                d.topology,
+                d.npus,
+                1.0 / (d.bandwidth_gbps * 1e9 * efficiency),
+                d.latency_ns * 1e-9,
+            )
+            for d in dimensions
+        ]
+        self._tp = context.parallel.tensor_parallel_size
+
+    def _span(self, num_ranks: int) -> list[tuple[str, int, float, float]]:
+        """The dimensions a group of ``num_ranks`` consecutive ranks spans, each
+        with the ranks it has along it (the last takes what is left)."""
+        span = []
+        left = num_ranks
+        for topology, npus, per_byte, latency in self._dims:
+            if left <= 1:
+                break
+            along = min(left, npus)
+            span.append((topology, along, per_byte, latency))
+            left = math.ceil(left / along)
+        if left > 1 and self._dims:  # more ranks than the network holds
+            topology, _, per_byte, latency = self._dims[-1]
+            span.append((topology, left, per_byte, latency))
+        return span
+
+    @staticmethod
+    def _scatter(
+        topology: str, n: int, message: float, per_byte: float, alpha: float
+    ) -> float:
+        """One dimension's reduce-scatter (or all-gather) of ``message`` bytes."""
+        if n <= 1:
+            return 0.0
+        chunk = message / n
+        if topology == "ring":
+            return (n - 1) * (alpha + chunk * per_byte)
+        if topology == "fully_connected":
+            return alpha + chunk * per_byte
+        return math.log2(n) * alpha + (n - 1) * chunk * per_byte
+
+    def reduce_scatter_s(self, size_bytes: float, num_ranks: int) -> float:
+        """Dimension by dimension, innermost first, on what is left."""
+        seconds = 0.0
+        message = size_bytes
+        for topology, n, per_byte, latency in self._span(num_ranks):
+            seconds += self._scatter(topology, n, message, per_byte, latency)
+            message /= n
+        return seconds
+
+    def all_gather_s(self, size_bytes: float, num_ranks: int) -> float:
+        """The reduce-scatter's steps in reverse: the same seconds."""
+        return self.reduce_scatter_s(size_bytes, num_ranks)
+
+    def all_reduce_s(self, size_bytes: float, num_ranks: int) -> float:
+        """Reduce-scatter, then all-gather."""
+        return 2 * self.reduce_scatter_s(size_bytes, num_ranks)
+
+    def all_to_all_s(self, size_bytes: float, num_ranks: int) -> float:
+        """Each rank sends ``S / n`` to every other, dimension by dimension."""
+        seconds = 0.0
+        for topology, n, per_byte, alpha in self._span(num_ranks):
+            chunk = size_bytes / n
+            if topology == "ring":
+                seconds += (n - 1) * (alpha + chunk * per_byte)
+            elif topology == "fully_connected":
+                seconds += alpha + chunk * per_byte
+            else:
+                seconds += (n - 1) * alpha + (n - 1) * chunk * per_byte
+        return seconds
+
+    def send_recv_s(self, size_bytes: float, from_stage: int) -> float:
+        """``alpha + S / B`` on the dimension the two stages' GPUs first differ in."""
+        last_rank = (from_stage + 1) * self._tp - 1
+        next_rank = last_rank + 1
+        stride = 1
+        for _topology, npus, per_byte, latency in self._dims:
+            if last_rank // (stride * npus) == next_rank // (stride * npus):
+                return latency + size_bytes * per_byte
+            stride *= npus
+        _topology, _npus, per_byte, latency = self._dims[-1]
+        return latency + size_bytes * per_byte
