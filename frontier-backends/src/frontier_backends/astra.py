@@ -154,6 +154,9 @@ class AstraAnalyticalBackend(CCBackend):
     def _span(self, num_ranks: int) -> list[tuple[str, int, float, float]]:
         """The dimensions a group of ``num_ranks`` consecutive ranks spans, each
         with the ranks it has along it (the last takes what is left)."""
+        # XXX: a group that fills a dimension unevenly (12 ranks on 8-GPU nodes)
+        # is taken as whole blocks (8 x 2); ASTRA-sim needs whole blocks too.
+        # Concurrent collectives of different groups do not slow each other.
         span = []
         left = num_ranks
         for topology, npus, per_byte, latency in self._dims:

@@ -300,6 +300,10 @@ def _compressed_tensors(
             source, method, f"config_groups {groups!r} (a table of groups)", dtype
         )
     layout = quantization.get("format")
+    # XXX: the config's `ignore` list (usually lm_head, MoE routers, vision
+    # towers, which Frontier keeps in the model dtype anyway) is not read: a
+    # checkpoint that leaves other linear layers unquantised is sized as if
+    # every one were.
     schemes = set()
     for group in groups.values():
         if not isinstance(group, dict):
