@@ -46,8 +46,10 @@ def test_a_ring_takes_n_minus_1_steps_of_a_chunk():
     backend = _backend(ring, tp=4)
     assert backend.reduce_scatter_s(1e6, 4) == pytest.approx(1.05e-5)
     assert backend.all_reduce_s(1e6, 4) == pytest.approx(2.1e-5)
-    # all-to-all: 3 pairwise exchanges of 1e6 / 4 bytes, the same 1.05e-5 s
-    assert backend.all_to_all_s(1e6, 4) == pytest.approx(1.05e-5)
+    # all-to-all on a one-direction ring: the chunk for the rank d hops away
+    # crosses d links, so each link carries 3 x 4 / 2 = 6 chunks of 250,000 B:
+    # 3 x 1e-6 + 6 x 2.5e-6 = 1.8e-5 s
+    assert backend.all_to_all_s(1e6, 4) == pytest.approx(1.8e-5)
 
 
 def test_a_fully_connected_dimension_sends_every_chunk_at_once():
@@ -96,9 +98,53 @@ def test_a_run_with_the_backend_from_a_config(tmp_path):
         parallel={"tensor_parallel_size": 2},
         cc_backend={
             "type": "astra_analytical",
-            "dimensions": [{"topology": "ring", "npus": 2, "bandwidth_gbps": 100}],
+            "dimensions": [
+                {"topology": "ring", "npus": 2, "bandwidth_gbps": 100, "latency_ns": 0}
+            ],
         },
     )
     _, result = simulate(data)
     assert result.summary["requests"]["completed"] == 1
     assert result.summary["metadata"]["cc_backend"] == "astra_analytical"
+
+
+def test_an_expert_parallel_group_of_replicas_crosses_the_network():
+    """Two TP-8 replicas fill two H100 nodes: their dispatch all-gather of 2 MB
+    crosses the 50 GB/s network, 8 us + 1e6 / 5e10 = 2.8e-5 s (it was priced
+    on NVSwitch, 5.3 us)."""
+    backend = _backend(tp=8)
+    assert backend.replicas_all_gather_s(2e6, 2, 8) == pytest.approx(2.8e-5)
+    # replicas of 4 GPUs share a node: 3 us + 1e6 / 450e9 on the switch
+    assert backend.replicas_all_gather_s(2e6, 2, 4) == pytest.approx(3e-6 + 1e6 / 450e9)
+
+
+def test_a_switch_of_six_takes_three_latency_steps():
+    """Recursive halving over 6 ranks needs ceil(log2 6) = 3 steps, not 2.585."""
+    switch = [Dimension(topology="switch", npus=6, bandwidth_gbps=100, latency_ns=1000)]
+    # 3 x 1e-6 + 5 x (6e6 / 6) / 1e11 = 3e-6 + 5e-5
+    assert _backend(switch, tp=6, device="h100-sxm").reduce_scatter_s(
+        6e6, 6
+    ) == pytest.approx(5.3e-5)
+
+
+def test_a_network_smaller_than_the_deployment_is_refused():
+    """TP 8 x PP 4 needs 32 GPUs; 8 x 2 were stretched without a word."""
+    from frontier.errors import ConfigError
+
+    dims = [
+        Dimension(topology="switch", npus=8, bandwidth_gbps=450, latency_ns=3000),
+        Dimension(topology="switch", npus=2, bandwidth_gbps=50, latency_ns=8000),
+    ]
+    with pytest.raises(ConfigError, match=r"hold 16 GPUs .* span 32"):
+        _backend(dims, tp=8, pp=4)
+
+
+def test_an_empty_or_incomplete_network_is_refused():
+    from frontier.config import FieldValueError
+
+    with pytest.raises(FieldValueError, match="at least one dimension"):
+        AstraAnalyticalConfig(dimensions=[])
+    with pytest.raises(TypeError):
+        Dimension(npus=8)  # the topology, bandwidth and latency are required
+    with pytest.raises(FieldValueError, match=r"from 0\.001 to 1e"):
+        Dimension(topology="ring", npus=2, bandwidth_gbps=1e-300, latency_ns=0)

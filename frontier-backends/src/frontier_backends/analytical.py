@@ -89,6 +89,25 @@ class AnalyticalBackend(CCBackend):
         latency, bandwidth = self._link(num_ranks)
         return (num_ranks - 1) * (latency + size_bytes / (num_ranks * bandwidth))
 
+    def replicas_all_gather_s(
+        self, size_bytes: float, num_replicas: int, gpus_per_replica: int
+    ) -> float:
+        """The ring all-gather on the link the replicas' GPUs span: the network
+        once together they hold more GPUs than a node."""
+        return self._ring(size_bytes, num_replicas, num_replicas * gpus_per_replica)
+
+    def replicas_reduce_scatter_s(
+        self, size_bytes: float, num_replicas: int, gpus_per_replica: int
+    ) -> float:
+        """As :meth:`replicas_all_gather_s` (a ring moves the same bytes)."""
+        return self._ring(size_bytes, num_replicas, num_replicas * gpus_per_replica)
+
+    def _ring(self, size_bytes: float, num_ranks: int, span: int) -> float:
+        if num_ranks <= 1:
+            return 0.0
+        latency, bandwidth = self._link(span)
+        return (num_ranks - 1) * (latency + size_bytes / (num_ranks * bandwidth))
+
     def send_recv_s(self, size_bytes: float, from_stage: int) -> float:
         """Point-to-point ``alpha + S / B``; the network link when the stages'
         GPUs sit on different nodes."""

@@ -21,15 +21,21 @@ message, of which each rank ends with ``m / n``), by topology:
 - ``ring``: ``n - 1`` steps of ``m / n`` bytes: ``(n - 1) (alpha + m / (n B))``;
 - ``fully_connected``: every rank sends its ``n - 1`` chunks of ``m / n`` at once,
   each on its own link: ``alpha + m / (n B)`` (``B`` per link);
-- ``switch``: recursive halving (doubling to gather), ``log2 n`` steps moving
-  ``m / 2, m / 4, ...``: ``log2(n) alpha + (n - 1) m / (n B)``.
+- ``switch``: recursive halving (doubling to gather), ``ceil(log2 n)`` steps
+  moving ``m / 2, m / 4, ...``: ``ceil(log2 n) alpha + (n - 1) m / (n B)``.
+  ``alpha`` is a whole step: ASTRA-sim's switch routes NPU, switch, NPU, two link
+  latencies.
 
 An all-to-all where each rank holds ``S`` bytes sends ``S / n`` to every other
-rank: on one dimension ``ring`` ``(n - 1) (alpha + S / (n B))`` (pairwise
-exchanges), ``fully_connected`` ``alpha + S / (n B)``, ``switch``
-``(n - 1) alpha + (n - 1) S / (n B)``; over several dimensions, each in turn on
-the whole ``S``. Point-to-point send/recv is ``alpha + S / B`` on the dimension
-the two stages' GPUs first differ in.
+rank: on one dimension ``ring`` ``(n - 1) alpha + (n - 1) (n / 2) S / (n B)``
+(on a one-direction ring the chunk for the rank ``d`` hops away crosses ``d``
+links, so each link carries ``(n - 1) n / 2`` chunks), ``fully_connected``
+``alpha + S / (n B)``, ``switch`` ``alpha + (n - 1) S / (n B)`` (direct: the
+sends share the rank's link, their latencies overlap); over several dimensions,
+each in turn on the whole ``S``. An expert-parallel group of replicas spans the
+dimensions past one replica's GPUs (its members are a replica apart).
+Point-to-point send/recv is ``alpha + S / B`` on the dimension the two stages'
+GPUs first differ in.
 
 The dimensions default to the device's figures: its node (``gpus_per_node``
 GPUs on a ``switch`` of its intra-node bandwidth and latency; ``fully_connected``
@@ -45,7 +51,8 @@ import math
 from typing import Literal
 
 import attrs
-from frontier.config import CCBackendConfig, FieldValueError, fraction, positive
+from frontier.config import CCBackendConfig, FieldValueError, fraction
+from frontier.errors import ConfigError
 from frontier.plugins import CCBackend, ExecutionContext
 
 __all__ = ["AstraAnalyticalBackend", "AstraAnalyticalConfig", "Dimension"]
@@ -53,9 +60,25 @@ __all__ = ["AstraAnalyticalBackend", "AstraAnalyticalConfig", "Dimension"]
 Topology = Literal["ring", "fully_connected", "switch"]
 
 
-def _non_negative(instance: object, attribute: attrs.Attribute, value: float) -> None:
-    if value < 0:
-        raise FieldValueError(attribute.name, f"must be zero or more, got {value!r}")
+def _within(low: float, high: float):
+    """attrs validator: a number from ``low`` to ``high`` (a typo of 1e-300 GB/s
+    gave 1e304-ms steps)."""
+
+    def check(instance: object, attribute: attrs.Attribute, value: float) -> None:
+        if not low <= value <= high:
+            raise FieldValueError(
+                attribute.name, f"must be from {low:g} to {high:g}, got {value!r}"
+            )
+
+    return check
+
+
+def _dimensions(instance: object, attribute: attrs.Attribute, value) -> None:
+    if value is not None and not value:
+        raise FieldValueError(
+            attribute.name,
+            "needs at least one dimension (leave it out for the device's network)",
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -69,10 +92,10 @@ class Dimension:
         latency_ns: Latency of one step, nanoseconds.
     """
 
-    topology: Topology = "switch"
-    npus: int = attrs.field(default=8, validator=positive)
-    bandwidth_gbps: float = attrs.field(default=100.0, validator=positive)
-    latency_ns: float = attrs.field(default=1000.0, validator=_non_negative)
+    topology: Topology
+    npus: int = attrs.field(validator=_within(1, 1e6))
+    bandwidth_gbps: float = attrs.field(validator=_within(1e-3, 1e9))
+    latency_ns: float = attrs.field(validator=_within(0, 1e12))
 
 
 @attrs.frozen(kw_only=True)
@@ -96,7 +119,9 @@ class AstraAnalyticalConfig(CCBackendConfig):
     """
 
     type: str = "astra_analytical"
-    dimensions: list[Dimension] | None = None
+    dimensions: list[Dimension] | None = attrs.field(
+        default=None, validator=_dimensions
+    )
     bandwidth_efficiency: float = attrs.field(default=1.0, validator=fraction)
 
 
@@ -106,6 +131,8 @@ def default_dimensions(context: ExecutionContext) -> list[Dimension]:
     parallel = context.parallel
     per_node = device.gpus_per_node
     gpus = parallel.tensor_parallel_size * parallel.pipeline_parallel_size
+    if parallel.expert_parallel_size > parallel.tensor_parallel_size:
+        gpus *= parallel.num_replicas  # the group's replicas exchange tokens
     nodes = max(1, math.ceil(gpus / per_node))
     if device.vendor == "AMD" and per_node > 1:
         node = Dimension(
@@ -138,6 +165,17 @@ class AstraAnalyticalBackend(CCBackend):
     ) -> None:
         super().__init__(config, context)
         dimensions = config.dimensions or default_dimensions(context)
+        parallel = context.parallel
+        needed = parallel.tensor_parallel_size * parallel.pipeline_parallel_size
+        if parallel.expert_parallel_size > parallel.tensor_parallel_size:
+            needed *= parallel.num_replicas
+        holds = math.prod(d.npus for d in dimensions)
+        if needed > holds:
+            raise ConfigError(
+                f"cc_backend.dimensions hold {holds} GPUs (the product of their "
+                f"npus), but the deployment's collectives span {needed}; add a "
+                "dimension or raise an npus"
+            )
         efficiency = config.bandwidth_efficiency
         # (topology, npus, seconds per byte, latency seconds) per dimension
         self._dims = [
@@ -151,20 +189,29 @@ class AstraAnalyticalBackend(CCBackend):
         ]
         self._tp = context.parallel.tensor_parallel_size
 
-    def _span(self, num_ranks: int) -> list[tuple[str, int, float, float]]:
-        """The dimensions a group of ``num_ranks`` consecutive ranks spans, each
-        with the ranks it has along it (the last takes what is left)."""
+    def _span(
+        self, num_ranks: int, stride: int = 1
+    ) -> list[tuple[str, int, float, float]]:
+        """The dimensions a group of ``num_ranks`` ranks ``stride`` apart spans,
+        each with the ranks it has along it (the last takes what is left); a
+        dimension whose blocks are no larger than the stride is skipped."""
         # XXX: a group that fills a dimension unevenly (12 ranks on 8-GPU nodes)
         # is taken as whole blocks (8 x 2); ASTRA-sim needs whole blocks too.
         # Concurrent collectives of different groups do not slow each other.
         span = []
         left = num_ranks
+        block = 1  # ranks in one block of the dimensions walked so far
         for topology, npus, per_byte, latency in self._dims:
             if left <= 1:
                 break
-            along = min(left, npus)
+            if block * npus <= stride:  # members sit in different blocks
+                block *= npus
+                continue
+            room = max(1, block * npus // max(stride, block))
+            along = min(left, room)
             span.append((topology, along, per_byte, latency))
             left = math.ceil(left / along)
+            block *= npus
         if left > 1 and self._dims:  # more ranks than the network holds
             topology, _, per_byte, latency = self._dims[-1]
             span.append((topology, left, per_byte, latency))
@@ -182,16 +229,31 @@ class AstraAnalyticalBackend(CCBackend):
             return (n - 1) * (alpha + chunk * per_byte)
         if topology == "fully_connected":
             return alpha + chunk * per_byte
-        return math.log2(n) * alpha + (n - 1) * chunk * per_byte
+        return math.ceil(math.log2(n)) * alpha + (n - 1) * chunk * per_byte
 
-    def reduce_scatter_s(self, size_bytes: float, num_ranks: int) -> float:
+    def reduce_scatter_s(
+        self, size_bytes: float, num_ranks: int, stride: int = 1
+    ) -> float:
         """Dimension by dimension, innermost first, on what is left."""
         seconds = 0.0
         message = size_bytes
-        for topology, n, per_byte, latency in self._span(num_ranks):
+        for topology, n, per_byte, latency in self._span(num_ranks, stride):
             seconds += self._scatter(topology, n, message, per_byte, latency)
             message /= n
         return seconds
+
+    def replicas_all_gather_s(
+        self, size_bytes: float, num_replicas: int, gpus_per_replica: int
+    ) -> float:
+        """The members' GPUs are ``gpus_per_replica`` ranks apart: the group
+        spans the dimensions past one replica's."""
+        return self.reduce_scatter_s(size_bytes, num_replicas, gpus_per_replica)
+
+    def replicas_reduce_scatter_s(
+        self, size_bytes: float, num_replicas: int, gpus_per_replica: int
+    ) -> float:
+        """As :meth:`replicas_all_gather_s`."""
+        return self.reduce_scatter_s(size_bytes, num_replicas, gpus_per_replica)
 
     def all_gather_s(self, size_bytes: float, num_ranks: int) -> float:
         """The reduce-scatter's steps in reverse: the same seconds."""
@@ -207,11 +269,13 @@ class AstraAnalyticalBackend(CCBackend):
         for topology, n, per_byte, alpha in self._span(num_ranks):
             chunk = size_bytes / n
             if topology == "ring":
-                seconds += (n - 1) * (alpha + chunk * per_byte)
+                # n - 1 pipelined steps; the chunk for the rank d hops away
+                # crosses d links: (n - 1) n / 2 chunks on each link
+                seconds += (n - 1) * alpha + (n - 1) * n / 2 * chunk * per_byte
             elif topology == "fully_connected":
                 seconds += alpha + chunk * per_byte
-            else:
-                seconds += (n - 1) * alpha + (n - 1) * chunk * per_byte
+            else:  # direct: the n - 1 sends share the rank's link, latencies overlap
+                seconds += alpha + (n - 1) * chunk * per_byte
         return seconds
 
     def send_recv_s(self, size_bytes: float, from_stage: int) -> float:

@@ -111,9 +111,12 @@ class ExecutionModel:
         # Tokens of the even collective that loads each link as much.
         tokens = members * (sum(group_tokens) - min(group_tokens)) / (members - 1)
         backend = self.cc_backend
-        gather = backend.all_gather_s(tokens * self._dispatch_bytes_per_token, members)
-        scatter = backend.reduce_scatter_s(
-            tokens * self._activation_bytes_per_token, members
+        gpus = self.tp * self.num_stages  # a replica's GPUs, between members
+        gather = backend.replicas_all_gather_s(
+            tokens * self._dispatch_bytes_per_token, members, gpus
+        )
+        scatter = backend.replicas_reduce_scatter_s(
+            tokens * self._activation_bytes_per_token, members, gpus
         )
         return gather + scatter
 

@@ -198,6 +198,21 @@ class CCBackend(abc.ABC):
         same bytes as an all-gather of the same size, hence the default."""
         return self.all_gather_s(size_bytes, num_ranks)
 
+    def replicas_all_gather_s(
+        self, size_bytes: float, num_replicas: int, gpus_per_replica: int
+    ) -> float:
+        """Seconds of an all-gather between ``num_replicas`` replicas of
+        ``gpus_per_replica`` GPUs each (an expert-parallel group's dispatch):
+        the members' GPUs are ``gpus_per_replica`` ranks apart. The default
+        takes them as neighbours (``all_gather_s``)."""
+        return self.all_gather_s(size_bytes, num_replicas)
+
+    def replicas_reduce_scatter_s(
+        self, size_bytes: float, num_replicas: int, gpus_per_replica: int
+    ) -> float:
+        """The reduce-scatter of :meth:`replicas_all_gather_s` (the combine)."""
+        return self.reduce_scatter_s(size_bytes, num_replicas)
+
 
 class ReplicaScheduler(abc.ABC):
     """Decides which requests run in a replica's next step, and how many tokens.
