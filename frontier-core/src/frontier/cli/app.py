@@ -116,6 +116,27 @@ OutOpt = Annotated[
 ]
 
 
+_SHORT_FLAGS = (
+    "model",
+    "device",
+    "tp",
+    "pp",
+    "replicas",
+    "scheduler",
+    "predictor",
+    "qps",
+    "num_requests",
+    "trace",
+    "seed",
+)
+"""The short flags ``run``, ``sweep`` and ``config show`` share."""
+
+
+def _short_flags(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The shared short flags among a command's ``arguments`` (its locals)."""
+    return {name: arguments[name] for name in _SHORT_FLAGS}
+
+
 def _plugins() -> Any:
     from frontier.plugins import default_plugins
 
@@ -180,17 +201,7 @@ def run(
     config = _resolve(
         config_path,
         set_,
-        model=model,
-        device=device,
-        tp=tp,
-        pp=pp,
-        replicas=replicas,
-        scheduler=scheduler,
-        predictor=predictor,
-        qps=qps,
-        num_requests=num_requests,
-        trace=trace,
-        seed=seed,
+        **_short_flags(locals()),
         output_dir=output_dir,
         run_id=run_id,
     )
@@ -306,20 +317,7 @@ def sweep(
     data: dict[str, Any] = read_config_file(config_path) if config_path else {}
     data, grid_values, zip_values = split_sweep_table(data, source)
     data = collect_overrides(
-        data,
-        set_ or [],
-        model=model,
-        device=device,
-        tp=tp,
-        pp=pp,
-        replicas=replicas,
-        scheduler=scheduler,
-        predictor=predictor,
-        qps=qps,
-        num_requests=num_requests,
-        trace=trace,
-        seed=seed,
-        output_dir=output_dir,
+        data, set_ or [], **_short_flags(locals()), output_dir=output_dir
     )
     given: set[str] = set()
     for text in grid or []:
@@ -473,21 +471,7 @@ def config_show(
     seed: SeedOpt = None,
 ) -> None:
     """Print the resolved config (defaults filled in) as TOML."""
-    config = _resolve(
-        config_path,
-        set_,
-        model=model,
-        device=device,
-        tp=tp,
-        pp=pp,
-        replicas=replicas,
-        scheduler=scheduler,
-        predictor=predictor,
-        qps=qps,
-        num_requests=num_requests,
-        trace=trace,
-        seed=seed,
-    )
+    config = _resolve(config_path, set_, **_short_flags(locals()))
     sys.stdout.write(config_to_toml(config))
 
 
