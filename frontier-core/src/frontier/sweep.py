@@ -224,7 +224,7 @@ def _set(
     the others (which it would refuse) are dropped; without the plugins'
     config classes, all of them are."""
     keys = path.split(".")
-    if len(keys) == 2 and keys[1] == "type" and keys[0] in SLOTS:
+    if _is_switch(path):
         slot = keys[0]
         section = data.get(slot)
         default = attrs.fields_dict(SLOTS[slot][1])["type"].default
